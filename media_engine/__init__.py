@@ -1,0 +1,1 @@
+"""The media engine: inputs, outputs, switcher, transcoder and stats. It never imports Django."""

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from routes.models import ApiKey, Input, Node, Output, Route, RouteEvent, TranscodeProfile
+
+SECRET_FIELDS = ("passphrase", "stream_key")
+
+
+class EndpointForm(forms.ModelForm):
+    """Secrets are never sent back to the browser: blank keeps the stored value, a tick clears it."""
+
+    passphrase = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="SRT, 10 to 79 characters. Leave blank to keep the current one.",
+    )
+    stream_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="RTMP. Leave blank to keep the current one.",
+    )
+    clear_secrets = forms.BooleanField(required=False, label="Remove passphrase and stream key")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stored = {name: getattr(self.instance, name) for name in SECRET_FIELDS}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in SECRET_FIELDS:
+            if cleaned.get("clear_secrets"):
+                cleaned[name] = ""
+            elif not cleaned.get(name):
+                cleaned[name] = self._stored[name]
+        return cleaned
+
+
+class InputInline(admin.StackedInline):
+    model = Input
+    form = EndpointForm
+    extra = 0
+    ordering = ["priority"]
+    fields = (
+        ("name", "priority", "protocol", "mode"),
+        ("host", "port", "url"),
+        ("streamid", "latency_ms", "pbkeylen", "timeout_ms"),
+        ("passphrase", "stream_key", "clear_secrets"),
+    )
+
+
+class OutputInline(admin.StackedInline):
+    model = Output
+    form = EndpointForm
+    extra = 0
+    fields = (
+        ("name", "protocol", "mode", "enabled"),
+        ("host", "port", "url"),
+        ("streamid", "latency_ms", "pbkeylen", "profile"),
+        ("passphrase", "stream_key", "clear_secrets"),
+    )
+
+
+class RouteEventInline(admin.TabularInline):
+    model = RouteEvent
+    fields = ("time", "kind", "message")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ["-time"]
+    verbose_name_plural = "event log (latest first)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.action(description="Start selected routes")
+def start_routes(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+    changed = sum(route.set_enabled(True) for route in queryset)
+    modeladmin.message_user(request, f"{changed} route(s) set to run.", messages.SUCCESS)
+
+
+@admin.action(description="Stop selected routes")
+def stop_routes(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+    changed = sum(route.set_enabled(False) for route in queryset)
+    modeladmin.message_user(request, f"{changed} route(s) stopped.", messages.SUCCESS)
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = ("name", "enabled", "failover_mode", "failback", "updated")
+    list_filter = ("enabled", "failover_mode")
+    search_fields = ("name",)
+    actions = [start_routes, stop_routes]
+    inlines = [InputInline, OutputInline, RouteEventInline]
+    readonly_fields = ("created", "updated")
+    fields = (
+        ("name", "enabled"),
+        ("failover_mode", "failback", "holdoff_s", "input_timeout_ms"),
+        "pinned_input",
+        ("created", "updated"),
+    )
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "pinned_input":
+            route_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+            kwargs["queryset"] = Input.objects.filter(route_id=route_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class EndpointAdmin(admin.ModelAdmin):
+    form = EndpointForm
+    list_filter = ("protocol",)
+    search_fields = ("name", "route__name")
+    list_select_related = ("route",)
+
+
+@admin.register(Input)
+class InputAdmin(EndpointAdmin):
+    list_display = ("name", "route", "priority", "protocol", "mode", "port")
+
+
+@admin.register(Output)
+class OutputAdmin(EndpointAdmin):
+    list_display = ("name", "route", "protocol", "mode", "port", "profile", "enabled")
+
+
+@admin.register(TranscodeProfile)
+class TranscodeProfileAdmin(admin.ModelAdmin):
+    list_display = ("name", "video_codec", "encoder", "width", "height", "fps", "video_bitrate_kbps")
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    list_display = ("name", "state", "public_address", "port_min", "port_max", "last_heartbeat")
+    readonly_fields = ("capabilities", "last_heartbeat")
+
+
+@admin.register(RouteEvent)
+class RouteEventAdmin(admin.ModelAdmin):
+    list_display = ("time", "route", "kind", "message")
+    list_filter = ("kind",)
+    search_fields = ("route__name", "message")
+    list_select_related = ("route",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "name", "user", "role", "created", "last_used", "revoked_at")
+    list_filter = ("role",)
+    readonly_fields = ("prefix", "created", "last_used")
+    fields = ("user", "name", "role", "prefix", "created", "last_used", "revoked_at")
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, plaintext = ApiKey.issue(obj.user, obj.role, obj.name)
+        obj.pk = key.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"New API key (copy it now, it is not shown again): {plaintext}")

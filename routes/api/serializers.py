@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Max
+from rest_framework import serializers
+
+from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.public import public_host
+
+
+class ModelFieldValidator:
+    def __init__(self, model_field: Any) -> None:
+        self.model_field = model_field
+
+    def __call__(self, value: Any) -> None:
+        self.model_field.run_validators(value)
+
+
+class ValidatedModelSerializer(serializers.ModelSerializer):
+    """Runs the model's own validation, so the API and the admin give the same field messages."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        model_fields = {f.name: f for f in self.Meta.model._meta.concrete_fields}
+        for name, field in fields.items():
+            model_field = model_fields.get(field.source or name)
+            if model_field is None or field.read_only:
+                continue
+            # DRF re-creates min/max/length checks with generic wording and adds unique checks that say
+            # "must make a unique set"; run the model field's own validators and messages instead.
+            field.validators = [ModelFieldValidator(model_field)]
+        return fields
+
+    def get_validators(self) -> list:
+        return []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        model = self.Meta.model
+        instance = model.objects.get(pk=self.instance.pk) if self.instance is not None else model()
+        for name, value in attrs.items():
+            setattr(instance, name, value)
+        instance.full_clean()
+        # clean() may fill in defaults (an SRT mode, the RTMP port); keep them.
+        for field in instance._meta.concrete_fields:
+            if field.name in self.fields and not field.primary_key:
+                attrs[field.name] = getattr(instance, field.name)
+        return attrs
+
+
+class EndpointSerializer(ValidatedModelSerializer):
+    """Secrets are write-only: an update that leaves them out keeps them; "" clears them."""
+
+    passphrase = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
+    stream_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
+    has_passphrase = serializers.BooleanField(read_only=True)
+    has_stream_key = serializers.BooleanField(read_only=True)
+
+    secret_fields = ("passphrase", "stream_key")
+    common_fields = (
+        "id", "route", "name", "protocol", "mode", "host", "port", "url", "streamid",
+        "passphrase", "has_passphrase", "pbkeylen", "latency_ms", "stream_key", "has_stream_key",
+    )  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None:
+            for name in self.secret_fields:
+                attrs.setdefault(name, getattr(self.instance, name))
+        return super().validate(attrs)
+
+    def _public_host(self) -> str:
+        return public_host(self.context.get("request"))
+
+
+class InputSerializer(EndpointSerializer):
+    priority = serializers.IntegerField(
+        required=False, min_value=0, help_text="Lower is preferred. Left out: after the route's last input."
+    )
+    encoder_url = serializers.SerializerMethodField(help_text="Where an encoder sends to, for listener inputs.")
+
+    class Meta:
+        model = Input
+        fields = (*EndpointSerializer.common_fields, "priority", "timeout_ms", "encoder_url")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is None and attrs.get("priority") is None and attrs.get("route") is not None:
+            last = Input.objects.filter(route=attrs["route"]).aggregate(last=Max("priority"))["last"]
+            attrs["priority"] = 1 if last is None else last + 1
+        return super().validate(attrs)
+
+    def get_encoder_url(self, obj: Input) -> str | None:
+        return obj.encoder_url(self._public_host())
+
+
+class OutputSerializer(EndpointSerializer):
+    player_url = serializers.SerializerMethodField(help_text="Where a player connects, for SRT listener outputs.")
+
+    class Meta:
+        model = Output
+        fields = (*EndpointSerializer.common_fields, "profile", "enabled", "player_url")
+
+    def get_player_url(self, obj: Output) -> str | None:
+        return obj.player_url(self._public_host())
+
+
+class RouteSerializer(ValidatedModelSerializer):
+    inputs = InputSerializer(many=True, read_only=True)
+    outputs = OutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Route
+        fields = (
+            "id", "name", "enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms",
+            "pinned_input", "created", "updated", "inputs", "outputs",
+        )  # fmt: skip
+        read_only_fields = ("pinned_input",)
+
+
+class TranscodeProfileSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = TranscodeProfile
+        fields = "__all__"
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Node
+        fields = "__all__"
+
+
+class RouteEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RouteEvent
+        fields = ("id", "route", "time", "kind", "message", "data")
+
+
+class SwitchSerializer(serializers.Serializer):
+    input = serializers.IntegerField(
+        allow_null=True, help_text="An input of this route to pin, or null to return to automatic selection."
+    )
+
+    def validate_input(self, value: int | None) -> int | None:
+        route: Route = self.context["route"]
+        if value is not None and not route.inputs.filter(pk=value).exists():
+            raise serializers.ValidationError(f'Route "{route.name}" has no input with id {value}.')
+        return value
+
+
+class StatusEndpointSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    protocol = serializers.CharField()
+    state = serializers.CharField()
+    reason = serializers.CharField()
+    stats = serializers.DictField()
+
+
+class StatusInputSerializer(StatusEndpointSerializer):
+    priority = serializers.IntegerField()
+    active = serializers.BooleanField()
+
+
+class RouteStatusSerializer(serializers.Serializer):
+    """Documents the shape of ``routes/{id}/status/``; the data comes from routes.status."""
+
+    route = serializers.IntegerField()
+    enabled = serializers.BooleanField()
+    state = serializers.CharField()
+    node = serializers.CharField(allow_null=True)
+    active_input = serializers.IntegerField(allow_null=True)
+    pinned_input = serializers.IntegerField(allow_null=True)
+    inputs = StatusInputSerializer(many=True)
+    outputs = StatusEndpointSerializer(many=True)
+    updated_at = serializers.DateTimeField(allow_null=True)

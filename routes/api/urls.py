@@ -1,0 +1,13 @@
+from rest_framework.routers import DefaultRouter
+
+from routes.api import views
+
+router = DefaultRouter()
+router.register("routes", views.RouteViewSet)
+router.register("inputs", views.InputViewSet)
+router.register("outputs", views.OutputViewSet)
+router.register("profiles", views.TranscodeProfileViewSet)
+router.register("nodes", views.NodeViewSet)
+router.register("events", views.RouteEventViewSet)
+
+urlpatterns = router.urls

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from routes.api import serializers
+from routes.filtersets import InputFilterSet, OutputFilterSet, RouteEventFilterSet
+from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.runtime import route_state
+from routes.status import route_status
+
+
+class RouteViewSet(viewsets.ModelViewSet):
+    queryset = Route.objects.prefetch_related("inputs", "outputs")
+    serializer_class = serializers.RouteSerializer
+    operator_actions = {"start", "stop", "switch"}
+
+    def _status(self, route: Route) -> Response:
+        route.refresh_from_db()
+        return Response(route_status(route, route_state(route.pk)))
+
+    @extend_schema(request=None, responses=serializers.RouteStatusSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str | None = None) -> Response:
+        route = self.get_object()
+        route.set_enabled(True)
+        return self._status(route)
+
+    @extend_schema(request=None, responses=serializers.RouteStatusSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        route = self.get_object()
+        route.set_enabled(False)
+        return self._status(route)
+
+    @extend_schema(request=serializers.SwitchSerializer, responses=serializers.RouteStatusSerializer)
+    @action(detail=True, methods=["post"])
+    def switch(self, request: Request, pk: str | None = None) -> Response:
+        route = self.get_object()
+        body = serializers.SwitchSerializer(data=request.data, context={"route": route})
+        body.is_valid(raise_exception=True)
+        route.pin_input(body.validated_data["input"])
+        return self._status(route)
+
+    @extend_schema(responses=serializers.RouteStatusSerializer)
+    @action(detail=True, methods=["get"])
+    def status(self, request: Request, pk: str | None = None) -> Response:
+        return self._status(self.get_object())
+
+
+class InputViewSet(viewsets.ModelViewSet):
+    queryset = Input.objects.select_related("route")
+    serializer_class = serializers.InputSerializer
+    filterset_class = InputFilterSet
+
+
+class OutputViewSet(viewsets.ModelViewSet):
+    queryset = Output.objects.select_related("route")
+    serializer_class = serializers.OutputSerializer
+    filterset_class = OutputFilterSet
+
+
+class TranscodeProfileViewSet(viewsets.ModelViewSet):
+    queryset = TranscodeProfile.objects.all()
+    serializer_class = serializers.TranscodeProfileSerializer
+
+
+class NodeViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Node.objects.all()
+    serializer_class = serializers.NodeSerializer
+
+
+class RouteEventViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = RouteEvent.objects.all()
+    serializer_class = serializers.RouteEventSerializer
+    filterset_class = RouteEventFilterSet

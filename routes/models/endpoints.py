@@ -1,0 +1,274 @@
+"""Inputs and outputs: where a route's stream comes from and where it goes."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import quote
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from routes.choices import InputProtocol, OutputProtocol, PbKeyLen, SrtMode
+from routes.validators import (
+    SRT_STREAMID_MAX,
+    PassphraseLengthValidator,
+    latency_validators,
+    no_control_characters,
+    port_validators,
+    timeout_validators,
+)
+
+RTMP_DEFAULT_PORT = 1935
+RTMP_APP = "live"
+
+
+class Endpoint(models.Model):
+    """What inputs and outputs share: an address, SRT settings and secrets."""
+
+    name = models.CharField(max_length=100, validators=[no_control_characters])
+    mode = models.CharField(
+        "SRT mode",
+        max_length=10,
+        choices=SrtMode.choices,
+        blank=True,
+        help_text="SRT only: listener waits for the peer, caller dials it, rendezvous does both.",
+    )
+    host = models.CharField(
+        max_length=255,
+        blank=True,
+        validators=[no_control_characters],
+        help_text="Peer to dial (caller), local address to bind (listener, blank for all), or multicast group.",
+    )
+    port = models.PositiveIntegerField(null=True, blank=True, validators=port_validators)
+    url = models.CharField(max_length=2048, blank=True, validators=[no_control_characters])
+    streamid = models.CharField(
+        "SRT stream ID",
+        max_length=SRT_STREAMID_MAX,
+        blank=True,
+        validators=[no_control_characters],
+        error_messages={"max_length": "An SRT stream ID is at most 512 characters."},
+    )
+    passphrase = models.CharField(
+        "SRT passphrase",
+        max_length=79,
+        blank=True,
+        validators=[PassphraseLengthValidator()],
+        error_messages={"max_length": "An SRT passphrase must be 10 to 79 characters long."},
+    )
+    pbkeylen = models.PositiveSmallIntegerField("SRT key length", choices=PbKeyLen.choices, default=PbKeyLen.AES128)
+    latency_ms = models.PositiveIntegerField("SRT latency (ms)", default=120, validators=latency_validators)
+    stream_key = models.CharField("RTMP stream key", max_length=255, blank=True, validators=[no_control_characters])
+
+    srt_protocol: str = "srt"
+    default_srt_mode: str = SrtMode.LISTENER
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.route} / {self.name}"
+
+    def validate_constraints(self, exclude: object = None) -> None:
+        # clean() checks the unique-in-route constraints itself, naming the clashing input; the
+        # database constraints stay as the last guard against concurrent writes.
+        return
+
+    @property
+    def is_srt(self) -> bool:
+        return self.protocol == self.srt_protocol
+
+    @property
+    def has_passphrase(self) -> bool:
+        return bool(self.passphrase)
+
+    @property
+    def has_stream_key(self) -> bool:
+        return bool(self.stream_key)
+
+    def _normalise(self) -> None:
+        if self.is_srt and not self.mode:
+            self.mode = self.default_srt_mode
+        if not self.is_srt:
+            self.mode = ""
+
+    def _srt_errors(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if not self.is_srt:
+            for field, label in (("passphrase", "a passphrase"), ("streamid", "a stream ID")):
+                if getattr(self, field):
+                    errors[field] = f"Only SRT uses {label}; remove it or choose the srt protocol."
+            return errors
+        if self.mode == SrtMode.LISTENER:
+            if self.port is None:
+                errors["port"] = "An SRT listener needs the UDP port it listens on."
+        else:
+            if not self.host:
+                errors["host"] = f"An SRT {self.mode} needs the peer's host name or address."
+            if self.port is None:
+                errors["port"] = f"An SRT {self.mode} needs the peer's UDP port."
+        return errors
+
+    def _base_errors(self) -> dict[str, str]:
+        errors = self._srt_errors()
+        if self.stream_key and self.protocol != "rtmp":
+            errors.setdefault("stream_key", "Only RTMP uses a stream key; remove it or choose the rtmp protocol.")
+        return errors
+
+    def _check_name_unique(self, errors: dict[str, str]) -> None:
+        if self.route_id is None or not self.name:
+            return
+        siblings = type(self).objects.filter(route_id=self.route_id, name=self.name).exclude(pk=self.pk)
+        if siblings.exists():
+            errors["name"] = f"This route already has an {self._meta.model_name} with this name."
+
+    def _check_listener_conflict(self, errors: dict[str, str]) -> None:
+        from routes.listeners import find_conflict
+
+        if "port" in errors:
+            return
+        conflict = find_conflict(self)
+        if conflict:
+            errors["port"] = conflict
+
+
+def _require_url(url: str, schemes: tuple[str, ...], what: str) -> str | None:
+    if not url:
+        return f"{what} needs a URL."
+    if not url.lower().startswith(tuple(f"{s}://" for s in schemes)):
+        return f"{what} takes a {' or '.join(s + '://' for s in schemes)} URL."
+    return None
+
+
+def _ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class Input(Endpoint):
+    route = models.ForeignKey("routes.Route", on_delete=models.CASCADE, related_name="inputs")
+    priority = models.PositiveIntegerField(help_text="Lower is preferred: priority 1 is the main input.")
+    protocol = models.CharField(max_length=10, choices=InputProtocol.choices)
+    timeout_ms = models.PositiveIntegerField(
+        "health timeout (ms)",
+        null=True,
+        blank=True,
+        validators=timeout_validators,
+        help_text="No data for this long marks the input down. Empty: the route's default.",
+    )
+
+    class Meta:
+        ordering = ["route", "priority"]
+        constraints = [
+            models.UniqueConstraint(fields=["route", "priority"], name="input_priority_unique_in_route"),
+            models.UniqueConstraint(fields=["route", "name"], name="input_name_unique_in_route"),
+        ]
+
+    @property
+    def is_listener(self) -> bool:
+        """Whether the gateway waits for the encoder to send (and so owns a port)."""
+        return self.protocol in (InputProtocol.RTMP, InputProtocol.UDP) or (
+            self.is_srt and self.mode == SrtMode.LISTENER
+        )
+
+    def clean(self) -> None:
+        self._normalise()
+        if self.protocol == InputProtocol.RTMP and self.port is None:
+            self.port = RTMP_DEFAULT_PORT
+        errors = self._base_errors()
+        if self.protocol == InputProtocol.RTMP and not self.stream_key:
+            errors["stream_key"] = "An RTMP input needs the stream key the encoder publishes with."
+        elif self.protocol == InputProtocol.UDP:
+            if self.port is None:
+                errors["port"] = "A UDP input needs the port it receives on."
+            if self.host and _ip_or_none(self.host) is None:
+                errors["host"] = "A UDP input's host is a local address or a multicast group, as an IP address."
+        elif self.protocol in (InputProtocol.HTTP, InputProtocol.HLS):
+            problem = _require_url(self.url, ("http", "https"), f"An {self.get_protocol_display()} input")
+            if problem:
+                errors["url"] = problem
+        elif self.protocol == InputProtocol.FILE and not self.url:
+            errors["url"] = "A file input needs the path of the file to play."
+        self._check_name_unique(errors)
+        self._check_priority_unique(errors)
+        if self.is_listener:
+            self._check_listener_conflict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def _check_priority_unique(self, errors: dict[str, str]) -> None:
+        if self.route_id is None or self.priority is None:
+            return
+        taken = Input.objects.filter(route_id=self.route_id, priority=self.priority).exclude(pk=self.pk).first()
+        if taken:
+            errors["priority"] = (
+                f'Input "{taken.name}" of this route already has priority {self.priority}; '
+                "each input needs its own priority (lower is preferred)."
+            )
+
+    def encoder_url(self, public_host: str) -> str | None:
+        """The URL an encoder sends to, for inputs where the gateway listens."""
+        if not self.is_listener or self.port is None:
+            return None
+        host = _url_host(self.host if self.protocol == InputProtocol.UDP and self.host else public_host)
+        if self.is_srt:
+            query = f"?streamid={quote(self.streamid, safe='')}" if self.streamid else ""
+            return f"srt://{host}:{self.port}{query}"
+        if self.protocol == InputProtocol.RTMP:
+            return f"rtmp://{host}:{self.port}/{RTMP_APP}"
+        return f"udp://{host}:{self.port}"
+
+
+class Output(Endpoint):
+    route = models.ForeignKey("routes.Route", on_delete=models.CASCADE, related_name="outputs")
+    protocol = models.CharField(max_length=10, choices=OutputProtocol.choices)
+    profile = models.ForeignKey(
+        "routes.TranscodeProfile",
+        verbose_name="transcode profile",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="outputs",
+        help_text="Empty: pass the stream through untouched.",
+    )
+    enabled = models.BooleanField(default=True)
+
+    default_srt_mode = SrtMode.CALLER
+
+    class Meta:
+        ordering = ["route", "name"]
+        constraints = [models.UniqueConstraint(fields=["route", "name"], name="output_name_unique_in_route")]
+
+    @property
+    def is_listener(self) -> bool:
+        return self.is_srt and self.mode == SrtMode.LISTENER
+
+    def clean(self) -> None:
+        self._normalise()
+        errors = self._base_errors()
+        if self.protocol == OutputProtocol.RTMP:
+            problem = _require_url(self.url, ("rtmp", "rtmps"), "An RTMP output")
+            if problem:
+                errors["url"] = problem
+        elif self.protocol == OutputProtocol.UDP:
+            if not self.host:
+                errors["host"] = "A UDP output needs the destination address (unicast or multicast)."
+            if self.port is None:
+                errors["port"] = "A UDP output needs the destination port."
+        self._check_name_unique(errors)
+        if self.is_listener:
+            self._check_listener_conflict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def player_url(self, public_host: str) -> str | None:
+        """The URL a player (VLC, ffplay) or a downstream caller opens, for listener outputs."""
+        if not self.is_listener or self.port is None:
+            return None
+        query = f"?streamid={quote(self.streamid, safe='')}" if self.streamid else ""
+        return f"srt://{_url_host(public_host)}:{self.port}{query}"

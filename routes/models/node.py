@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from routes.choices import NodeState
+from routes.validators import port_validators
+
+
+class Node(models.Model):
+    """A worker host that runs pipelines. Workers register and heartbeat themselves."""
+
+    name = models.CharField(max_length=100, unique=True)
+    public_address = models.CharField(max_length=255, blank=True, help_text="Where encoders reach this node.")
+    port_min = models.PositiveIntegerField(default=9000, validators=port_validators)
+    port_max = models.PositiveIntegerField(default=9100, validators=port_validators)
+    capabilities = models.JSONField(default=list, blank=True, help_text="Encoders found on this node.")
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=NodeState.choices, default=NodeState.OFFLINE)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.port_min and self.port_max and self.port_min > self.port_max:
+            raise ValidationError({"port_max": "The port range ends before it starts: port_max < port_min."})

@@ -1,0 +1,49 @@
+"""A route's live status: its configuration joined with what its worker reports.
+
+The API's ``status/`` action and the UI both render this, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from routes.models import Route
+from routes.runtime import IDLE, RouteRuntime, route_states
+
+
+def _endpoint_status(endpoint: Any, reported: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    mine = reported.get(str(endpoint.pk), {})
+    return {
+        "id": endpoint.pk,
+        "name": endpoint.name,
+        "protocol": endpoint.protocol,
+        "state": mine.get("state", IDLE),
+        "reason": mine.get("reason", ""),
+        "stats": mine.get("stats", {}),
+    }
+
+
+def route_status(route: Route, runtime: RouteRuntime) -> dict[str, Any]:
+    inputs = [
+        {**_endpoint_status(i, runtime.inputs), "priority": i.priority, "active": i.pk == runtime.active_input}
+        for i in route.inputs.all()
+    ]
+    outputs = [_endpoint_status(o, runtime.outputs) for o in route.outputs.all()]
+    updated = datetime.fromtimestamp(runtime.updated_at, UTC).isoformat() if runtime.updated_at else None
+    return {
+        "route": route.pk,
+        "enabled": route.enabled,
+        "state": runtime.state,
+        "node": runtime.node,
+        "active_input": runtime.active_input,
+        "pinned_input": route.pinned_input_id,
+        "inputs": inputs,
+        "outputs": outputs,
+        "updated_at": updated,
+    }
+
+
+def statuses(routes: list[Route]) -> dict[int, dict[str, Any]]:
+    runtimes = route_states([route.pk for route in routes])
+    return {route.pk: route_status(route, runtimes[route.pk]) for route in routes}

@@ -1,0 +1,68 @@
+"""The operator's web UI: server-rendered pages over the same state the API serves."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from routes.choices import Role
+from routes.models import Route
+from routes.public import public_host
+from routes.roles import allows, role_of_user
+from routes.status import statuses
+
+UI_ACTIONS = {"start": True, "stop": False}
+
+
+def _viewer_role(request: HttpRequest) -> Role:
+    role = role_of_user(request.user)
+    if not allows(role, Role.VIEWER):
+        raise PermissionDenied("Your account has no role yet; an admin can make you a viewer, operator or admin.")
+    return role
+
+
+@login_required
+def route_list(request: HttpRequest) -> HttpResponse:
+    role = _viewer_role(request)
+    routes = list(Route.objects.prefetch_related("inputs", "outputs"))
+    status = statuses(routes)
+    rows = [(route, status[route.pk]) for route in routes]
+    return render(request, "routes/list.html", {"rows": rows, "can_operate": allows(role, Role.OPERATOR)})
+
+
+@login_required
+def route_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    role = _viewer_role(request)
+    route = get_object_or_404(Route.objects.prefetch_related("inputs", "outputs__profile"), pk=pk)
+    host = public_host(request)
+    status = statuses([route])[route.pk]
+    inputs = [(i, i.encoder_url(host), s) for i, s in zip(route.inputs.all(), status["inputs"], strict=True)]
+    outputs = [(o, o.player_url(host), s) for o, s in zip(route.outputs.all(), status["outputs"], strict=True)]
+    context = {
+        "route": route,
+        "status": status,
+        "inputs": inputs,
+        "outputs": outputs,
+        "events": route.events.all()[:50],
+        "can_operate": allows(role, Role.OPERATOR),
+    }
+    return render(request, "routes/detail.html", context)
+
+
+@login_required
+@require_POST
+def route_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    if action not in UI_ACTIONS:
+        raise PermissionDenied(f"Unknown action {action!r}.")
+    if not allows(role_of_user(request.user), Role.OPERATOR):
+        raise PermissionDenied("Starting and stopping routes needs the operator role.")
+    route = get_object_or_404(Route, pk=pk)
+    route.set_enabled(UI_ACTIONS[action])
+    verb = "set to run" if route.enabled else "stopped"
+    messages.success(request, f'Route "{route.name}" {verb}.')
+    return HttpResponseRedirect(reverse("ui-route-detail", args=[route.pk]))
