@@ -1,0 +1,62 @@
+"""Run one relay from the command line, without a database:
+
+    python -m media_engine relay --input 'srt://:9000?streamid=cam1' \\
+        --output 'srt://10.0.0.5:9100' --output 'srt://:9200?mode=listener&streamid=play'
+
+Stats are printed as one JSON line per interval. Ctrl-C stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+
+from media_engine.config import RelayConfig
+from media_engine.relay import Relay
+from media_engine.srt.errors import SrtError, SrtLibraryError
+from media_engine.urls import endpoint_from_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m media_engine", description="Vajra Cast media engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    relay = commands.add_parser("relay", help="relay one SRT input to SRT outputs")
+    relay.add_argument("--input", required=True, help="srt:// URL (no host: listener)")
+    relay.add_argument("--output", action="append", required=True, help="srt:// URL, repeatable")
+    relay.add_argument("--stats-interval", type=float, default=1.0, help="seconds between stats lines (0: none)")
+    relay.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    try:
+        config = RelayConfig(
+            name="cli",
+            input=endpoint_from_url(args.input, name="input", default_mode="listener"),
+            outputs=tuple(
+                endpoint_from_url(url, name=f"output{index}", default_mode="caller")
+                for index, url in enumerate(args.output, 1)
+            ),
+        )
+        engine = Relay(config)
+        engine.start()
+    except (ValueError, OSError, SrtError, SrtLibraryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        while not stop.wait(args.stats_interval or 3600):
+            if args.stats_interval:
+                print(json.dumps(engine.snapshot()), flush=True)
+    finally:
+        engine.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

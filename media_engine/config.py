@@ -1,0 +1,55 @@
+"""Plain configuration objects for the engine. Built from Django models by the orchestration layer,
+or from URLs by the command line; the engine itself never sees a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+SrtMode = Literal["listener", "caller", "rendezvous"]
+
+
+@dataclass(frozen=True)
+class SrtSettings:
+    """One SRT endpoint. Times in milliseconds, as the operator enters them."""
+
+    mode: SrtMode = "caller"
+    host: str = ""
+    port: int = 0
+    streamid: str = ""
+    passphrase: str = ""
+    pbkeylen: int = 16
+    latency_ms: int = 120
+    peer_latency_ms: int | None = None
+    connect_timeout_ms: int = 3000
+    peer_idle_timeout_ms: int = 5000
+    maxbw_bytes: int = 0  # 0: relative to the input rate, with overhead_percent on top
+    overhead_percent: int = 25
+    send_buffer_bytes: int | None = None
+    recv_buffer_bytes: int | None = None
+    local_port: int = 0  # rendezvous: the local port (defaults to the remote one)
+
+    def describe(self) -> str:
+        where = f"{self.host or '*'}:{self.port}"
+        sid = f" streamid={self.streamid!r}" if self.streamid else ""
+        return f"srt {self.mode} {where}{sid}"
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """An input or output: its identity in the route and its protocol settings."""
+
+    id: str
+    name: str
+    protocol: str
+    srt: SrtSettings | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """One input fanned out to outputs."""
+
+    name: str
+    input: EndpointConfig
+    outputs: tuple[EndpointConfig, ...]

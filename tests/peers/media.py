@@ -1,0 +1,131 @@
+"""ffmpeg, ffprobe and srt-live-transmit as test peers.
+
+ffmpeg's SRT URLs take times in microseconds (``latency=120000``); srt-live-transmit's take
+milliseconds (``latency=120``). The helpers here take milliseconds and convert.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlencode
+
+from tests.support.processes import RunningProcess, environment, start_process
+
+# Neither peer URL-decodes the stream ID, so characters common in stream IDs stay as they are.
+SAFE = "/:#!,="
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def make_ts(path: Path, seconds: int = 8, bitrate: str = "1M") -> Path:
+    """A short MPEG-TS with H.264 video (1 s GOP) and AAC audio."""
+    subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+            "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-b:v", bitrate,
+            "-c:a", "aac", "-f", "mpegts", str(path),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return path
+
+
+def ffmpeg_srt_url(host: str, port: int, *, latency_ms: int = 120, **options: str) -> str:
+    query = {"latency": str(latency_ms * 1000), **options}
+    return f"srt://{host}:{port}?{urlencode(query, safe=SAFE)}"
+
+
+def slt_url(host: str, srt_port: int, **options: str) -> str:
+    query = f"?{urlencode(options, safe=SAFE)}" if options else ""
+    return f"srt://{host}:{srt_port}{query}"
+
+
+def ffmpeg_publish(source: Path, url: str, *, loop: bool = False) -> RunningProcess:
+    """Send a file in real time, copying its streams, as an encoder would."""
+    loop_args = ["-stream_loop", "-1"] if loop else []
+    return start_process(
+        ["ffmpeg", "-nostdin", "-loglevel", "warning", "-re", *loop_args, "-i", str(source),
+         "-c", "copy", "-f", "mpegts", url],
+        env=environment(),
+        name="ffmpeg publish",
+    )  # fmt: skip
+
+
+def ffmpeg_record(url: str, target: Path) -> RunningProcess:
+    return start_process(
+        ["ffmpeg", "-nostdin", "-loglevel", "warning", "-y", "-i", url, "-c", "copy", "-f", "mpegts", str(target)],
+        env=environment(),
+        name="ffmpeg record",
+    )
+
+
+def slt(source: str, target: str) -> RunningProcess:
+    return start_process(["srt-live-transmit", "-v", source, target], env=environment(), name="srt-live-transmit")
+
+
+def slt_to_file(source: str, target: Path) -> RunningProcess:
+    """srt-live-transmit writes files only to its standard output (``file://con``)."""
+    command = f"exec srt-live-transmit -q {shlex.quote(source)} file://con > {shlex.quote(str(target))}"
+    return start_process(["sh", "-c", command], env=environment(), name="srt-live-transmit to file")
+
+
+def finish(process: RunningProcess, settle_s: float = 1.0) -> None:
+    """Let a receiver take the last latency window (or end by itself when its sender closed), then
+    stop it the way an operator would (Ctrl-C), so it flushes what it buffered."""
+    try:
+        process.popen.wait(timeout=settle_s)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    process.popen.send_signal(signal.SIGINT)
+    try:
+        process.popen.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.popen.kill()
+        raise AssertionError(f"{process.name} ignored Ctrl-C:\n{process.tail()}") from None
+
+
+def probe(path: Path) -> dict:
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type",
+         "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"ffprobe cannot read {path}: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def duration_s(path: Path) -> float:
+    return float(probe(path)["format"]["duration"])
+
+
+def decode_problems(path: Path) -> list[str]:
+    """Lines a decoder complains with while decoding the whole file (empty when it plays clean)."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return [line for line in result.stderr.splitlines() if line.strip()]
