@@ -113,7 +113,6 @@ class SrtDialInput(SrtInput):
     def __init__(self, config: EndpointConfig) -> None:
         super().__init__(config)
         self._thread: threading.Thread | None = None
-        self._attempts: list[SrtSocket] = []
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
@@ -124,9 +123,8 @@ class SrtDialInput(SrtInput):
         backoff = Backoff()
         while not self._stop.is_set():
             self.stats.state = "connecting"
-            self._attempts.clear()
             try:
-                sock = dial(self.settings, sender=False, track=self._attempts)
+                sock = dial(self.settings, sender=False, stop=self._stop)
             except SrtError as exc:
                 if self._stop.is_set():
                     break
@@ -152,7 +150,7 @@ class SrtDialInput(SrtInput):
         self._stop.set()
         with self._lock:
             current = self._current
-        for sock in [*self._attempts, *([current] if current else [])]:
-            sock.close()
+        if current is not None:
+            current.close()
         if self._thread is not None:
             self._thread.join(timeout=10)

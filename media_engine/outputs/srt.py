@@ -40,7 +40,6 @@ class SrtDialOutput(SrtOutput):
         super().__init__(config)
         self._current: SrtSocket | None = None
         self._broken = threading.Event()
-        self._attempts: list[SrtSocket] = []
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -67,9 +66,8 @@ class SrtDialOutput(SrtOutput):
         backoff = Backoff()
         while not self._stop.is_set():
             self.stats.state = "connecting"
-            self._attempts.clear()
             try:
-                sock = dial(self.settings, sender=True, track=self._attempts)
+                sock = dial(self.settings, sender=True, stop=self._stop)
             except SrtError as exc:
                 self.stats.reason = str(exc)
                 if not backoff.wait(self._stop):
@@ -101,8 +99,8 @@ class SrtDialOutput(SrtOutput):
         self._stop.set()
         self._broken.set()
         current = self._current
-        for sock in [*self._attempts, *([current] if current else [])]:
-            sock.close()
+        if current is not None:
+            current.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
 

@@ -38,6 +38,8 @@ LOG_HANDLER = ctypes.CFUNCTYPE(
 _LEVELS = {2: logging.CRITICAL, 3: logging.ERROR, 4: logging.WARNING, 5: logging.INFO, 6: logging.INFO}
 _SRT_LOG_FOR_PYTHON = [(logging.DEBUG, 7), (logging.INFO, 5), (logging.WARNING, 4), (logging.ERROR, 3)]
 
+_EXPECTED_ON_CLOSE = "is already closed"
+
 _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "srt_startup": (ctypes.c_int, []),
     "srt_cleanup": (ctypes.c_int, []),
@@ -114,7 +116,11 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 def _forward_log(_opaque: Any, level: int, _file: bytes, _line: int, area: bytes, message: bytes) -> None:
     text = message.decode("utf-8", "replace").rstrip()
-    log.log(_LEVELS.get(level, logging.DEBUG), "[%s] %s", area.decode("ascii", "replace"), text)
+    python_level = _LEVELS.get(level, logging.DEBUG)
+    if _EXPECTED_ON_CLOSE in text:
+        # Closing a listener is how its accept thread is stopped; libsrt calls that an error.
+        python_level = logging.DEBUG
+    log.log(python_level, "[%s] %s", area.decode("ascii", "replace"), text)
 
 
 def _install_logging(lib: ctypes.CDLL) -> None:

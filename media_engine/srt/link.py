@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from media_engine.config import SrtSettings
@@ -10,19 +11,16 @@ from media_engine.srt.errors import SrtError
 from media_engine.srt.socket import SrtSocket
 
 
-def dial(settings: SrtSettings, *, sender: bool, track: list[SrtSocket] | None = None) -> SrtSocket:
-    """Connect to the peer; blocks up to the connect timeout. ``track`` receives the socket first, so
-    another thread can close it to abort the attempt."""
+def dial(settings: SrtSettings, *, sender: bool, stop: threading.Event | None = None) -> SrtSocket:
+    """Connect to the peer, waiting up to the connect timeout; setting ``stop`` aborts at once."""
     sock = SrtSocket()
-    if track is not None:
-        track.append(sock)
     try:
         apply_settings(sock, settings, sender=sender)
         if settings.mode == "rendezvous":
             local_port = settings.local_port or settings.port
-            sock.rendezvous("0.0.0.0", local_port, settings.host, settings.port)
+            sock.rendezvous("0.0.0.0", local_port, settings.host, settings.port, stop)
         else:
-            sock.connect(settings.host, settings.port)
+            sock.connect(settings.host, settings.port, stop)
     except SrtError:
         sock.close()
         raise

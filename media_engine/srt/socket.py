@@ -6,6 +6,7 @@ import ctypes
 import socket as pysocket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -230,16 +231,39 @@ class SrtSocket:
             raise self._error("accept")
         return SrtSocket(handle), parse_sockaddr(raw.raw)
 
-    def connect(self, host: str, port: int) -> None:
+    def connect(self, host: str, port: int, stop: threading.Event | None = None) -> None:
+        """Dial the peer. Returns once connected; raises with libsrt's reason, or SrtClosed on ``stop``."""
         address = sockaddr(host, port)
+        self.set(Opt.RCVSYN, False)
         if self._lib.srt_connect(self.handle, address, len(address)) == SRT_ERROR:
             raise self._error(f"connecting to {host}:{port}")
+        self._await_connection(f"connecting to {host}:{port}", stop)
 
-    def rendezvous(self, local_host: str, local_port: int, remote_host: str, remote_port: int) -> None:
+    def rendezvous(
+        self, local_host: str, local_port: int, remote_host: str, remote_port: int, stop: threading.Event | None = None
+    ) -> None:
         local = sockaddr(local_host, local_port)
         remote = sockaddr(remote_host, remote_port)
+        self.set(Opt.RCVSYN, False)
         if self._lib.srt_rendezvous(self.handle, local, len(local), remote, len(remote)) == SRT_ERROR:
             raise self._error(f"rendezvous with {remote_host}:{remote_port}")
+        self._await_connection(f"rendezvous with {remote_host}:{remote_port}", stop)
+
+    def _await_connection(self, what: str, stop: threading.Event | None) -> None:
+        # A blocking srt_connect cannot be interrupted by srt_close, so connect without blocking and
+        # watch the state: stopping a route never waits for a connect timeout.
+        while True:
+            state = self.state
+            if state == SocketState.CONNECTED:
+                self.set(Opt.RCVSYN, True)
+                return
+            if state != SocketState.CONNECTING:
+                reason = self._lib.srt_getrejectreason(self.handle)
+                raise SrtError(f"{what}: {reject_reason_text(reason)}", code=errors.ECONNREJ, reject_reason=reason)
+            if stop is not None and stop.wait(0.02):
+                raise SrtClosed(f"{what}: stopped")
+            if stop is None:
+                time.sleep(0.02)
 
     def close(self) -> None:
         """Close once; a call blocked in another thread returns with SrtClosed."""
