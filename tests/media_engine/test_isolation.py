@@ -42,6 +42,13 @@ def test_killed_receiver_does_not_stop_the_other_output(
     assert alive_out.stats.state == "connected"
     assert relay.input.stats.state == "connected"
 
+    # The destination comes back: the output redials it by itself and media flows again.
+    processes.append(slt_to_file(slt_url("", doomed_port, mode="listener"), tmp_path / "back.ts"))
+    wait_until(lambda: doomed_out.stats.state == "connected", 20, "the output to reconnect")
+    resumed = doomed_out.stats.meter.bytes
+    wait_until(lambda: doomed_out.stats.meter.bytes > resumed + 100_000, 10, "media to the restarted receiver")
+    assert doomed_out.stats.connects == 2
+
 
 def test_stop_unblocks_a_listener_nobody_called_and_a_caller_still_dialling(relays: Callable[..., Relay]) -> None:
     relay = relays(
