@@ -17,11 +17,13 @@ class EndpointForm(forms.ModelForm):
 
     passphrase = forms.CharField(
         required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="SRT, 10 to 79 characters. Leave blank to keep the current one.",
     )
     stream_key = forms.CharField(
         required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="RTMP. Leave blank to keep the current one.",
     )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class Listener:
     transport: str  # "udp" or "tcp": what the socket binds
     protocol: str
+    shares_by_streamid: bool  # an SRT listener; a rendezvous socket cannot share its port
     port: int
     streamid: str
     stream_key: str
@@ -27,7 +28,7 @@ class Listener:
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> Listener | None:
-        if not endpoint.is_listener or endpoint.port is None:
+        if not endpoint.binds_port or endpoint.port is None:
             return None
         group = ""
         if endpoint.protocol == "udp" and endpoint.host:
@@ -37,15 +38,17 @@ class Listener:
             except ValueError:
                 pass
         kind = "input" if endpoint._meta.model_name == "input" else "output"
+        role = "rendezvous" if endpoint.is_srt and not endpoint.is_listener else "listener"
         route_name = endpoint.route.name if endpoint.route_id else "?"
         return cls(
             transport="tcp" if endpoint.protocol == "rtmp" else "udp",
             protocol=endpoint.protocol,
+            shares_by_streamid=endpoint.is_srt and endpoint.is_listener,
             port=endpoint.port,
             streamid=endpoint.streamid,
             stream_key=endpoint.stream_key,
             multicast_group=group,
-            label=f'{endpoint.protocol.upper()} listener {kind} "{endpoint.name}" of route "{route_name}"',
+            label=f'{endpoint.protocol.upper()} {role} {kind} "{endpoint.name}" of route "{route_name}"',
         )
 
     def conflict_with(self, other: Listener) -> str | None:
@@ -53,6 +56,8 @@ class Listener:
             return None
         taken = f"Port {self.port}/{self.transport} is already used by the {other.label}."
         if self.protocol == other.protocol == "srt":
+            if not (self.shares_by_streamid and other.shares_by_streamid):
+                return f"{taken} An SRT rendezvous needs a port of its own."
             if self.streamid and other.streamid and self.streamid != other.streamid:
                 return None
             return f"{taken} SRT listeners can share a port only when each has its own stream ID."

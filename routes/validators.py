@@ -46,5 +46,5 @@ holdoff_validators = [
     MaxValueValidator(3600, "The failback hold-off is at most 3600 s (one hour)."),
 ]
 no_control_characters = RegexValidator(
-    r"^[^\x00-\x1f\x7f]*$", "Control characters (newlines, tabs, NUL) are not allowed here."
+    r"\A[^\x00-\x1f\x7f]*\Z", "Control characters (newlines, tabs, NUL) are not allowed here."
 )

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db.models import ProtectedError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -24,9 +25,17 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def _still_used_by(exc: ProtectedError) -> str:
+    users = sorted({f'{obj._meta.verbose_name} "{obj}"' for obj in exc.protected_objects})
+    shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+    return f"This cannot be deleted: it is still used by {shown}. Change or delete those first."
+
+
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, ProtectedError):
+        return Response({"message": _still_used_by(exc), "errors": {}}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, IntegrityError):
         # A concurrent write beat ours to a unique value; the validation pass could not see it.
         log.warning("integrity error on %s: %s", context["request"].path, exc.__class__.__name__)

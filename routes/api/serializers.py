@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Max
 from rest_framework import serializers
 
@@ -17,6 +18,29 @@ class ModelFieldValidator:
         self.model_field.run_validators(value)
 
 
+def storable_text(value: Any) -> None:
+    """JSON can carry lone surrogates (``"\\ud800"``), which are not text the database can store."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise serializers.ValidationError(
+                "This text contains an invalid character (a lone UTF-16 surrogate)."
+            ) from None
+
+
+def _explain_field_errors(field: serializers.Field) -> None:
+    """Say which values a choice takes and which object an unknown id was meant to name."""
+    if isinstance(field, serializers.ChoiceField):
+        options = ", ".join(str(value) for value in field.choices)
+        # Without echoing the value: it may be text that cannot even be encoded into the response.
+        field.error_messages["invalid_choice"] = f"Not a valid choice; use one of: {options}."
+    elif isinstance(field, serializers.PrimaryKeyRelatedField) and field.queryset is not None:
+        what = field.queryset.model._meta.verbose_name
+        field.error_messages["does_not_exist"] = f"There is no {what} with id {{pk_value}}."
+        field.error_messages["incorrect_type"] = f"Give the {what}'s id as a number."
+
+
 class ValidatedModelSerializer(serializers.ModelSerializer):
     """Runs the model's own validation, so the API and the admin give the same field messages."""
 
@@ -28,8 +52,13 @@ class ValidatedModelSerializer(serializers.ModelSerializer):
             if model_field is None or field.read_only:
                 continue
             # DRF re-creates min/max/length checks with generic wording and adds unique checks that say
-            # "must make a unique set"; run the model field's own validators and messages instead.
-            field.validators = [ModelFieldValidator(model_field)]
+            # "must make a unique set"; run the model field's own validators and messages instead. Keep
+            # what the database cannot store (NUL bytes, lone surrogates) a 400 rather than a 500.
+            kept = [v for v in field.validators if isinstance(v, ProhibitNullCharactersValidator)]
+            if isinstance(field, serializers.CharField):
+                kept.append(storable_text)
+            field.validators = [*kept, ModelFieldValidator(model_field)]
+            _explain_field_errors(field)
         return fields
 
     def get_validators(self) -> list:
@@ -52,11 +81,12 @@ class ValidatedModelSerializer(serializers.ModelSerializer):
 class EndpointSerializer(ValidatedModelSerializer):
     """Secrets are write-only: an update that leaves them out keeps them; "" clears them."""
 
+    # Secrets are taken exactly as typed: a trimmed space would make the encoder's handshake fail.
     passphrase = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False, style={"input_type": "password"}
     )
     stream_key = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False, style={"input_type": "password"}
     )
     has_passphrase = serializers.BooleanField(read_only=True)
     has_stream_key = serializers.BooleanField(read_only=True)

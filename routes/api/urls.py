@@ -1,3 +1,4 @@
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from routes.api import views
@@ -10,4 +11,5 @@ router.register("profiles", views.TranscodeProfileViewSet)
 router.register("nodes", views.NodeViewSet)
 router.register("events", views.RouteEventViewSet)
 
-urlpatterns = router.urls
+# Last: anything else under the API answers with a JSON 404.
+urlpatterns = [*router.urls, re_path(r"^", views.api_not_found)]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.http import HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -77,3 +79,16 @@ class RouteEventViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = RouteEvent.objects.all()
     serializer_class = serializers.RouteEventSerializer
     filterset_class = RouteEventFilterSet
+
+
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Unknown API addresses answer in the API's JSON error format rather than an HTML page."""
+    message = f"There is no API endpoint at {request.path}."
+    if not request.path_info.endswith("/"):
+        try:
+            with_slash = resolve(request.path_info + "/")
+        except Resolver404:
+            with_slash = None
+        if with_slash is not None and with_slash.func is not api_not_found:
+            message += f" API addresses end with a slash: {request.path}/"
+    return JsonResponse({"message": message, "errors": {}}, status=404)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from routes.choices import InputProtocol, OutputProtocol, PbKeyLen, SrtMode
+from routes.models.route import Route
 from routes.validators import (
     SRT_STREAMID_MAX,
     PassphraseLengthValidator,
@@ -67,6 +69,12 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.route} / {self.name}"
+
+    @property
+    def binds_port(self) -> bool:
+        """Whether the gateway binds this endpoint's port locally: listeners, and SRT rendezvous,
+        which binds the same port number it meets the peer on."""
+        return self.is_listener or (self.is_srt and self.mode == SrtMode.RENDEZVOUS)
 
     def validate_constraints(self, exclude: object = None) -> None:
         # clean() checks the unique-in-route constraints itself, naming the clashing input; the
@@ -169,6 +177,12 @@ class Input(Endpoint):
             models.UniqueConstraint(fields=["route", "name"], name="input_name_unique_in_route"),
         ]
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            # An input moved to another route can no longer be its former route's manual override.
+            Route.objects.filter(pinned_input=self).exclude(pk=self.route_id).update(pinned_input=None)
+        super().save(*args, **kwargs)
+
     @property
     def is_listener(self) -> bool:
         """Whether the gateway waits for the encoder to send (and so owns a port)."""
@@ -196,7 +210,7 @@ class Input(Endpoint):
             errors["url"] = "A file input needs the path of the file to play."
         self._check_name_unique(errors)
         self._check_priority_unique(errors)
-        if self.is_listener:
+        if self.binds_port:
             self._check_listener_conflict(errors)
         if errors:
             raise ValidationError(errors)
@@ -261,7 +275,7 @@ class Output(Endpoint):
             if self.port is None:
                 errors["port"] = "A UDP output needs the destination port."
         self._check_name_unique(errors)
-        if self.is_listener:
+        if self.binds_port:
             self._check_listener_conflict(errors)
         if errors:
             raise ValidationError(errors)
