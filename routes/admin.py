@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from routes import control
 from routes.models import ApiKey, Input, Node, Output, Route, RouteEvent, TranscodeProfile
 
 SECRET_FIELDS = ("passphrase", "stream_key")
@@ -84,13 +85,13 @@ class RouteEventInline(admin.TabularInline):
 
 @admin.action(description="Start selected routes")
 def start_routes(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Route]) -> None:
-    changed = sum(route.set_enabled(True) for route in queryset)
+    changed = sum(control.start(route) for route in queryset)
     modeladmin.message_user(request, f"{changed} route(s) set to run.", messages.SUCCESS)
 
 
 @admin.action(description="Stop selected routes")
 def stop_routes(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Route]) -> None:
-    changed = sum(route.set_enabled(False) for route in queryset)
+    changed = sum(control.stop(route) for route in queryset)
     modeladmin.message_user(request, f"{changed} route(s) stopped.", messages.SUCCESS)
 
 

@@ -16,11 +16,13 @@ from django.core.cache import caches
 STATE_TTL_S = 5
 IDLE = "idle"
 RUNNING = "running"
+FAILED = "failed"
 
 
 @dataclass
 class RouteRuntime:
     state: str = IDLE
+    reason: str = ""
     node: str | None = None
     listeners_bound: bool = False
     active_input: int | None = None

@@ -35,6 +35,7 @@ def route_status(route: Route, runtime: RouteRuntime) -> dict[str, Any]:
         "route": route.pk,
         "enabled": route.enabled,
         "state": runtime.state,
+        "reason": runtime.reason or route.placement_problem,
         "node": runtime.node,
         "active_input": runtime.active_input,
         "pinned_input": route.pinned_input_id,

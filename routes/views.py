@@ -10,13 +10,14 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from routes import control
 from routes.choices import Role
 from routes.models import Route
 from routes.public import public_host
 from routes.roles import allows, role_of_user
 from routes.status import statuses
 
-UI_ACTIONS = {"start": True, "stop": False}
+UI_ACTIONS = {"start": control.start, "stop": control.stop}
 
 
 def _viewer_role(request: HttpRequest) -> Role:
@@ -62,7 +63,7 @@ def route_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if not allows(role_of_user(request.user), Role.OPERATOR):
         raise PermissionDenied("Starting and stopping routes needs the operator role.")
     route = get_object_or_404(Route, pk=pk)
-    route.set_enabled(UI_ACTIONS[action])
+    UI_ACTIONS[action](route)
     verb = "set to run" if route.enabled else "stopped"
     messages.success(request, f'Route "{route.name}" {verb}.')
     return HttpResponseRedirect(reverse("ui-route-detail", args=[route.pk]))

@@ -40,6 +40,11 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # The address encoders are told to send to. Unset: the host name the operator used to open the UI.
 VAJRACAST_PUBLIC_HOST = env_str("VAJRACAST_PUBLIC_HOST")
+# This worker's node: its name (default: the host name), the ports it may bind, its capacity.
+VAJRACAST_NODE_NAME = env_str("VAJRACAST_NODE_NAME")
+VAJRACAST_PORT_MIN = env_int("VAJRACAST_PORT_MIN", 9000, minimum=1, maximum=65535)
+VAJRACAST_PORT_MAX = env_int("VAJRACAST_PORT_MAX", 9100, minimum=1, maximum=65535)
+VAJRACAST_MAX_ROUTES = env_int("VAJRACAST_MAX_ROUTES", 64, minimum=1, maximum=1000)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -159,6 +164,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often the worker looks for new messages: starting a route waits at most this long.
+        "polling_interval": 0.1,
     }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -166,6 +173,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Pipelines are threads that spend their time in libsrt (which releases the GIL); a route's task
+# lives as long as the route runs, so the pool is sized to the node's capacity plus room for the
+# short control tasks.
+CELERY_WORKER_POOL = "threads"
+CELERY_WORKER_CONCURRENCY = VAJRACAST_MAX_ROUTES + 4
+# Acknowledge on receipt: a redelivered pipeline message would start a second copy of a route.
+CELERY_TASK_ACKS_LATE = False
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-routes": {"task": "routes.reconcile", "schedule": 2.0, "options": {"expires": 2.0}},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

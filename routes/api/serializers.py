@@ -201,6 +201,7 @@ class RouteStatusSerializer(serializers.Serializer):
     route = serializers.IntegerField()
     enabled = serializers.BooleanField()
     state = serializers.CharField()
+    reason = serializers.CharField(help_text="Why the route is not running as desired, when it is not.")
     node = serializers.CharField(allow_null=True)
     active_input = serializers.IntegerField(allow_null=True)
     pinned_input = serializers.IntegerField(allow_null=True)

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from routes import control
 from routes.api import serializers
 from routes.filtersets import InputFilterSet, OutputFilterSet, RouteEventFilterSet
 from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
@@ -28,14 +29,14 @@ class RouteViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str | None = None) -> Response:
         route = self.get_object()
-        route.set_enabled(True)
+        control.start(route)
         return self._status(route)
 
     @extend_schema(request=None, responses=serializers.RouteStatusSerializer)
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str | None = None) -> Response:
         route = self.get_object()
-        route.set_enabled(False)
+        control.stop(route)
         return self._status(route)
 
     @extend_schema(request=serializers.SwitchSerializer, responses=serializers.RouteStatusSerializer)
@@ -44,7 +45,7 @@ class RouteViewSet(viewsets.ModelViewSet):
         route = self.get_object()
         body = serializers.SwitchSerializer(data=request.data, context={"route": route})
         body.is_valid(raise_exception=True)
-        route.pin_input(body.validated_data["input"])
+        control.switch(route, body.validated_data["input"])
         return self._status(route)
 
     @extend_schema(responses=serializers.RouteStatusSerializer)

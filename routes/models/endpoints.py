@@ -70,6 +70,19 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.route} / {self.name}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        routes = {self.route_id}
+        if self.pk is not None:
+            routes.update(type(self).objects.filter(pk=self.pk).values_list("route_id", flat=True))
+        super().save(*args, **kwargs)
+        _config_changed(routes)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        route_id = self.route_id
+        deleted = super().delete(*args, **kwargs)
+        _config_changed({route_id})
+        return deleted
+
     @property
     def binds_port(self) -> bool:
         """Whether the gateway binds this endpoint's port locally: listeners, and SRT rendezvous,
@@ -137,6 +150,11 @@ class Endpoint(models.Model):
         conflict = find_conflict(self)
         if conflict:
             errors["port"] = conflict
+
+
+def _config_changed(route_ids: set[int]) -> None:
+    """Running pipelines of these routes restart with the new inputs and outputs."""
+    Route.objects.filter(pk__in=route_ids).update(config_version=models.F("config_version") + 1)
 
 
 def _require_url(url: str, schemes: tuple[str, ...], what: str) -> str | None:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from routes.choices import NodeState
 from routes.validators import port_validators
@@ -17,12 +20,34 @@ class Node(models.Model):
     capabilities = models.JSONField(default=list, blank=True, help_text="Encoders found on this node.")
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=NodeState.choices, default=NodeState.OFFLINE)
+    max_routes = models.PositiveIntegerField(default=64, help_text="How many routes this node runs at most.")
+
+    # A node that has not been heard from for this long is treated as gone: its routes move.
+    HEARTBEAT_TIMEOUT_S = 10
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue only this node's worker consumes."""
+        return f"node.{self.name}"
+
+    @property
+    def alive(self) -> bool:
+        return (
+            self.state == NodeState.ONLINE
+            and self.last_heartbeat is not None
+            and (timezone.now() - self.last_heartbeat).total_seconds() < self.HEARTBEAT_TIMEOUT_S
+        )
+
+    @classmethod
+    def alive_nodes(cls) -> models.QuerySet[Node]:
+        since = timezone.now() - timedelta(seconds=cls.HEARTBEAT_TIMEOUT_S)
+        return cls.objects.filter(state=NodeState.ONLINE, last_heartbeat__gte=since)
 
     def clean(self) -> None:
         if self.port_min and self.port_max and self.port_min > self.port_max:

@@ -46,6 +46,27 @@ class Route(models.Model):
         related_name="+",
         help_text="Manual override: this input stays active until released, whatever its health.",
     )
+    pinned_node = models.ForeignKey(
+        "routes.Node",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Run only on this node (encoders keep one fixed address). Empty: placed automatically.",
+    )
+    node = models.ForeignKey(
+        "routes.Node",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="routes",
+        editable=False,
+        help_text="Where the route is placed now.",
+    )
+    placement_problem = models.CharField(max_length=300, blank=True, editable=False)
+    config_version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Grows with every change a running pipeline must pick up."
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -54,6 +75,13 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # A full save may change what the pipeline runs; partial saves (desired state, pin,
+        # placement) are read live and need no restart.
+        if self.pk is not None and kwargs.get("update_fields") is None:
+            self.config_version += 1
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     def clean(self) -> None:
         if self.pinned_input is not None and self.pinned_input.route_id != self.pk:

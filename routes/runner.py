@@ -1,0 +1,212 @@
+"""Running one route on this node for as long as it should run.
+
+The runner owns the route's lease (one pipeline per route across the cluster), builds the relay
+from the database, publishes live state once a second, turns state changes into events, and
+follows the desired state: stopped, edited or re-pinned routes take effect within a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import close_old_connections, connection
+
+from media_engine.relay import Relay
+from routes.choices import EventKind
+from routes.dispatch import dispatch_settled
+from routes.engine_config import relay_config
+from routes.models import Route, RouteEvent, RouteLease
+from routes.runtime import RouteRuntime, publish_route_state
+
+log = logging.getLogger(__name__)
+
+FAILED_STATE_TTL_S = 30  # a failed route is retried after this long (see routes.dispatch)
+
+
+@dataclass(frozen=True)
+class RunnerTiming:
+    lease_ttl_s: float = 5.0
+    renew_every_s: float = 1.5
+    poll_every_s: float = 0.25
+    publish_every_s: float = 1.0
+    # A holder that crashed keeps its lease until it expires; a new runner waits that long for it.
+    acquire_wait_s: float = 6.5
+
+
+@dataclass(frozen=True)
+class _Desired:
+    enabled: bool
+    config_version: int
+    pinned_input: int | None
+
+
+class RouteRunner:
+    def __init__(
+        self, route_id: int, node_name: str, stop: threading.Event, timing: RunnerTiming | None = None
+    ) -> None:
+        self.route_id = route_id
+        self.node_name = node_name
+        self.stop_event = stop
+        self.timing = timing or RunnerTiming()
+        self.owner = f"{node_name}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.token: int | None = None
+        self.relay: Relay | None = None
+        self._states: dict[str, str] = {}
+        self._publish_failing = False
+
+    # lifecycle
+
+    def run(self) -> str:
+        """Run until the route should stop here; returns why it ended."""
+        try:
+            self.token = self._acquire()
+            dispatch_settled(self.route_id)
+            if self.token is None:
+                return "already running elsewhere"
+            return self._supervise()
+        finally:
+            self._shutdown()
+            dispatch_settled(self.route_id)
+            close_old_connections()
+            connection.close()
+
+    def _acquire(self) -> int | None:
+        deadline = time.monotonic() + self.timing.acquire_wait_s
+        while True:
+            token = RouteLease.acquire(self.route_id, self.owner, self.timing.lease_ttl_s)
+            if token is not None or time.monotonic() >= deadline:
+                return token
+            if self.stop_event.wait(0.25):
+                return None
+
+    def _desired(self) -> _Desired | None:
+        row = Route.objects.filter(pk=self.route_id).values_list("enabled", "config_version", "pinned_input").first()
+        return _Desired(*row) if row else None
+
+    def _start_relay(self) -> Route:
+        route = Route.objects.prefetch_related("inputs", "outputs").get(pk=self.route_id)
+        relay = Relay(relay_config(route))
+        relay.start()
+        self.relay = relay
+        return route
+
+    def _supervise(self) -> str:
+        desired = self._desired()
+        if desired is None or not desired.enabled:
+            return "not enabled"
+        self._publish("starting")
+        try:
+            route = self._start_relay()
+        except Exception as exc:  # noqa: BLE001 - any failure to start is reported on the route
+            self._fail(f"could not start: {exc}")
+            return "failed"
+        self._event(EventKind.STARTED, f'started on node "{self.node_name}"', node=self.node_name)
+        log.info('route "%s" running on %s', route.name, self.node_name)
+        last_renew = last_publish = time.monotonic()
+        self._publish("running")
+        while not self.stop_event.wait(self.timing.poll_every_s):
+            now_desired = self._desired()
+            if now_desired is None:
+                return "route deleted"
+            if not now_desired.enabled:
+                return "stopped"
+            if now_desired != desired:
+                desired = now_desired
+                if not self._restart():
+                    return "failed"
+            now = time.monotonic()
+            if now - last_renew >= self.timing.renew_every_s:
+                if not RouteLease.renew(self.route_id, self.owner, self.token or 0, self.timing.lease_ttl_s):
+                    self._event(EventKind.ERROR, "lost its lease to another node; stopping this copy")
+                    return "lease lost"
+                last_renew = now
+            if now - last_publish >= self.timing.publish_every_s:
+                self._publish("running")
+                last_publish = now
+        return "worker stopping"
+
+    def _restart(self) -> bool:
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+        try:
+            self._start_relay()
+        except Exception as exc:  # noqa: BLE001 - reported on the route
+            self._fail(f"could not apply the change: {exc}")
+            return False
+        self._event(EventKind.STARTED, "restarted to apply a configuration change")
+        return True
+
+    def _shutdown(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
+            self._event(EventKind.STOPPED, f'stopped on node "{self.node_name}"')
+            self._publish("stopped", ttl_s=2)
+        if self.token is not None:
+            RouteLease.release(self.route_id, self.owner, self.token)
+
+    def _fail(self, message: str) -> None:
+        log.error("route %s: %s", self.route_id, message)
+        self._event(EventKind.ERROR, message)
+        self._publish("failed", reason=message, ttl_s=FAILED_STATE_TTL_S)
+
+    # state and events
+
+    def _runtime(self, state: str, reason: str) -> RouteRuntime:
+        runtime = RouteRuntime(state=state, node=self.node_name, reason=reason)
+        if self.relay is None:
+            return runtime
+        snapshot = self.relay.snapshot()
+        source = snapshot["input"]
+        runtime.listeners_bound = True
+        runtime.active_input = int(source["id"])
+        runtime.inputs = {source["id"]: _endpoint_state(source)}
+        runtime.outputs = {output["id"]: _endpoint_state(output) for output in snapshot["outputs"]}
+        self._emit_changes(source, snapshot["outputs"])
+        return runtime
+
+    def _publish(self, state: str, reason: str = "", ttl_s: float | None = None) -> None:
+        try:
+            runtime = self._runtime(state, reason)
+            publish_route_state(self.route_id, runtime, int(ttl_s or self.timing.lease_ttl_s))
+        except Exception as exc:  # noqa: BLE001 - the relay keeps going while the store is away
+            if not self._publish_failing:
+                log.warning("route %s: cannot publish live state (%s); still relaying", self.route_id, exc)
+            self._publish_failing = True
+        else:
+            self._publish_failing = False
+
+    def _emit_changes(self, source: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
+        self._transition(source, up=EventKind.INPUT_UP, down=EventKind.INPUT_DOWN, what="input")
+        for output in outputs:
+            self._transition(output, up=None, down=EventKind.OUTPUT_ERROR, what="output")
+
+    def _transition(self, endpoint: dict[str, Any], *, up: str | None, down: str, what: str) -> None:
+        key, state = f"{what}:{endpoint['id']}", endpoint["state"]
+        before = self._states.get(key)
+        self._states[key] = state
+        if before == state or (before is None and state != "connected"):
+            return
+        data = {what: int(endpoint["id"]), "peer": endpoint.get("peer")}
+        if state == "connected" and up is not None:
+            self._event(up, f'{what} "{endpoint["name"]}" up from {endpoint.get("peer")}', **data)
+        elif before == "connected":
+            self._event(down, f'{what} "{endpoint["name"]}" down: {endpoint.get("reason") or state}', **data)
+
+    def _event(self, kind: str, message: str, **data: Any) -> None:
+        try:
+            RouteEvent.objects.create(route_id=self.route_id, kind=kind, message=message, data=data)
+        except Exception:
+            log.exception("route %s: could not record the event %r", self.route_id, message)
+
+
+def _endpoint_state(snapshot: dict[str, Any]) -> dict[str, Any]:
+    stats = {key: value for key, value in snapshot.items() if key not in ("id", "name", "state", "reason")}
+    return {"state": snapshot["state"], "reason": snapshot["reason"], "stats": stats}

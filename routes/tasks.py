@@ -1,0 +1,30 @@
+"""Celery entry points. Messages carry only JSON (a route id); everything else comes from the database."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from routes import dispatch, worker
+from routes.runner import RouteRunner
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="routes.run_route", ignore_result=True, acks_late=False)
+def run_route(route_id: int) -> str:
+    """Run one route for as long as it should run on this node (hours, days).
+
+    The message is acknowledged on receipt (acks_late=False): with the Redis broker an unacknowledged
+    message is delivered again after the visibility timeout, which would start a second copy. A
+    lost task is instead re-sent by ``reconcile`` once the route's lease has expired.
+    """
+    why = worker.run_pipeline(RouteRunner(route_id, worker.node_name(), worker.draining))
+    log.info("route %s ended: %s", route_id, why)
+    return why
+
+
+@shared_task(name="routes.reconcile", ignore_result=True)
+def reconcile() -> int:
+    return dispatch.reconcile()
