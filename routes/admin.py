@@ -102,11 +102,12 @@ class RouteAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     actions = [start_routes, stop_routes]
     inlines = [InputInline, OutputInline, RouteEventInline]
-    readonly_fields = ("created", "updated")
+    readonly_fields = ("created", "updated", "node", "placement_problem")
     fields = (
         ("name", "enabled"),
         ("failover_mode", "failback", "holdoff_s", "input_timeout_ms"),
-        "pinned_input",
+        ("pinned_input", "pinned_node"),
+        ("node", "placement_problem"),
         ("created", "updated"),
     )
 

@@ -104,7 +104,7 @@ def test_operator_starts_and_stops(login_as: Callable[[Role | None], Client], ne
     assert news.enabled is True
     page = response.content.decode()
     assert "set to run" in page
-    assert "Waiting for a worker" in page
+    assert "no worker node is online" in page, "the operator must see why it does not run"
     assert ">Stop</button>" in page
     client.post(f"/routes/{news.pk}/stop/")
     news.refresh_from_db()

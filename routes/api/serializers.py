@@ -146,9 +146,9 @@ class RouteSerializer(ValidatedModelSerializer):
         model = Route
         fields = (
             "id", "name", "enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms",
-            "pinned_input", "created", "updated", "inputs", "outputs",
+            "pinned_input", "pinned_node", "node", "placement_problem", "created", "updated", "inputs", "outputs",
         )  # fmt: skip
-        read_only_fields = ("pinned_input",)
+        read_only_fields = ("pinned_input", "node", "placement_problem")
 
 
 class TranscodeProfileSerializer(ValidatedModelSerializer):
