@@ -23,7 +23,9 @@ class SrtSettings:
     peer_latency_ms: int | None = None
     connect_timeout_ms: int = 3000
     peer_idle_timeout_ms: int = 5000
-    maxbw_bytes: int = 0  # 0: relative to the input rate, with overhead_percent on top
+    # None: no cap (libsrt's default, and srt-live-transmit's): retransmissions go out at once.
+    # 0: capped at the measured input rate plus overhead_percent; above 0: a fixed cap in bytes/s.
+    maxbw_bytes: int | None = None
     overhead_percent: int = 25
     send_buffer_bytes: int | None = None
     recv_buffer_bytes: int | None = None

@@ -26,6 +26,7 @@ class SrtInput(Input):
             raise ValueError(f"input {config.name!r} has no SRT settings")
         self.settings: SrtSettings = config.srt
         self._current: SrtSocket | None = None
+        self._last_link: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def _pump(self, sock: SrtSocket, peer: Address | None) -> str:
@@ -45,7 +46,9 @@ class SrtInput(Input):
             sock.close()
 
     def snapshot(self) -> dict[str, Any]:
-        return {**super().snapshot(), **link_snapshot(self._current)}
+        # The link's last figures (loss, RTT) stay visible after it drops: they often say why.
+        self._last_link = link_snapshot(self._current) or self._last_link
+        return {**super().snapshot(), **self._last_link}
 
 
 class SrtListenerInput(SrtInput):

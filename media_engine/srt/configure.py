@@ -18,11 +18,10 @@ def apply_settings(sock: SrtSocket, settings: SrtSettings, *, sender: bool) -> N
         sock.set(Opt.PBKEYLEN, settings.pbkeylen)
     if settings.streamid and settings.mode != "listener":
         sock.set(Opt.STREAMID, settings.streamid)
-    if settings.maxbw_bytes:
+    if settings.maxbw_bytes is not None:
         sock.set(Opt.MAXBW, settings.maxbw_bytes)
-    else:
-        sock.set(Opt.MAXBW, 0)
-        sock.set(Opt.OHEADBW, settings.overhead_percent)
+        if settings.maxbw_bytes == 0:
+            sock.set(Opt.OHEADBW, settings.overhead_percent)
     if settings.send_buffer_bytes:
         sock.set(Opt.SNDBUF, settings.send_buffer_bytes)
     if settings.recv_buffer_bytes:
