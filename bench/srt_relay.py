@@ -22,10 +22,9 @@ process: one thread per input with blocking reads, and one thread waiting on all
 srt_epoll_uwait and non-blocking reads. They do no stats or TS checks, so next to each other they
 show what the waiting model costs; next to our relay, what the relay's per-message work costs.
 
-The relays run with their own defaults, which differ in one costly way: our outputs pace their sends
-(libsrt MAXBW=0: input rate + 25 %), srt-live-transmit's do not (MAXBW=-1), and libsrt's pacing
-send thread is most of the CPU difference. ``--output-options maxbw=-1`` gives every relay the same
-output settings for a like-for-like comparison of the relays themselves.
+The relays run with their own defaults, which are alike: neither paces its sends (libsrt MAXBW=-1).
+``--output-options 'maxbw=0&oheadbw=25'`` paces every relay's output at the input rate + 25 %, to
+see what libsrt's pacing send thread costs.
 
 The bench starts ffmpeg, the relays and its own helper processes (``sink``, ``probe`` and
 ``mini-relay`` below, run as ``python -m bench.srt_relay <helper> ...``), and stops each of them by
@@ -72,10 +71,7 @@ SRT_EPOLL_IN = 0x1
 SRT_EPOLL_ERR = 0x8
 EPOLL_BATCH = 64
 SATURATED_HOST_PCT = 95.0
-DEFAULT_PACING = (
-    "each relay's defaults: ours and the one-process loops pace sends at input rate + 25 % "
-    "(maxbw=0&oheadbw=25), srt-live-transmit does not pace (maxbw=-1)"
-)
+DEFAULT_PACING = "each relay's defaults: no send pacing (libsrt maxbw=-1) for all of them"
 
 
 def srt_url(port: int, **options: str | int) -> str:
@@ -975,8 +971,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--output-options",
         default="",
-        help="srt:// URL options added to every relay's output, e.g. 'maxbw=-1' (no send pacing, "
-        "srt-live-transmit's default) or 'maxbw=0&oheadbw=25' (paced at input rate + 25%%, our default)",
+        help="srt:// URL options added to every relay's output, e.g. 'maxbw=0&oheadbw=25' (paced at "
+        "input rate + 25%%); by default no relay paces its sends",
     )
     parser.add_argument(
         "--cache-dir",
