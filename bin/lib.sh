@@ -13,9 +13,10 @@ VC_MIN_PYTHON="3.11"
 # What the gateway itself runs: the media engine links libsrt and uses ffmpeg.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 VC_RUNTIME_PACKAGES=(ffmpeg libsrt1.5-openssl)
-# What the tests add: real SRT peers (srt-live-transmit) to send and receive streams.
+# What the tests add: real SRT peers (srt-live-transmit) to send and receive streams, and the Redis
+# server binary, which some tests run privately to restart it under running pipelines.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-VC_TEST_PACKAGES=(srt-tools)
+VC_TEST_PACKAGES=(srt-tools redis-server)
 
 VC_APT_UPDATED=0
 

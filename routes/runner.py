@@ -59,6 +59,8 @@ class RouteRunner:
         self.relay: Relay | None = None
         self._states: dict[str, str] = {}
         self._publish_failing = False
+        self._lease_lost = False
+        self._renewed_at = 0.0
 
     # lifecycle
 
@@ -80,8 +82,11 @@ class RouteRunner:
         deadline = time.monotonic() + self.timing.acquire_wait_s
         while True:
             token = RouteLease.acquire(self.route_id, self.owner, self.timing.lease_ttl_s)
-            if token is not None or time.monotonic() >= deadline:
+            if token is not None:
+                self._renewed_at = time.monotonic()
                 return token
+            if time.monotonic() >= deadline:
+                return None
             if self.stop_event.wait(0.25):
                 return None
 
@@ -108,7 +113,7 @@ class RouteRunner:
             return "failed"
         self._event(EventKind.STARTED, f'started on node "{self.node_name}"', node=self.node_name)
         log.info('route "%s" running on %s', route.name, self.node_name)
-        last_renew = last_publish = time.monotonic()
+        last_publish = time.monotonic()
         self._publish("running")
         while not self.stop_event.wait(self.timing.poll_every_s):
             now_desired = self._desired()
@@ -121,11 +126,12 @@ class RouteRunner:
                 if not self._restart():
                     return "failed"
             now = time.monotonic()
-            if now - last_renew >= self.timing.renew_every_s:
+            if now - self._renewed_at >= self.timing.renew_every_s:
                 if not RouteLease.renew(self.route_id, self.owner, self.token or 0, self.timing.lease_ttl_s):
+                    self._lease_lost = True
                     self._event(EventKind.ERROR, "lost its lease to another node; stopping this copy")
                     return "lease lost"
-                last_renew = now
+                self._renewed_at = now
             if now - last_publish >= self.timing.publish_every_s:
                 self._publish("running")
                 last_publish = now
@@ -148,7 +154,10 @@ class RouteRunner:
             self.relay.stop()
             self.relay = None
             self._event(EventKind.STOPPED, f'stopped on node "{self.node_name}"')
-            self._publish("stopped", ttl_s=2)
+            if not self._lease_lost:
+                # Otherwise the route's live state is the new holder's to publish: a fenced copy
+                # saying "stopped" would hide, for a moment, the copy that runs.
+                self._publish("stopped", ttl_s=2)
         if self.token is not None:
             RouteLease.release(self.route_id, self.owner, self.token)
 
@@ -173,6 +182,10 @@ class RouteRunner:
         return runtime
 
     def _publish(self, state: str, reason: str = "", ttl_s: float | None = None) -> None:
+        if time.monotonic() - self._renewed_at >= self.timing.lease_ttl_s - self.timing.poll_every_s:
+            # This copy was paused past its lease (monotonic time runs on while a process is
+            # stopped): another node may hold the route now, and its state is not ours to overwrite.
+            return
         try:
             runtime = self._runtime(state, reason)
             publish_route_state(self.route_id, runtime, int(ttl_s or self.timing.lease_ttl_s))

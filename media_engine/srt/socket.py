@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import socket as pysocket
 import struct
 import threading
@@ -90,8 +91,11 @@ class Address:
 
 def _last_error(prefix: str, sock: int | None = None) -> SrtError:
     lib = library()
-    code = lib.srt_getlasterror(None)
+    system_errno = ctypes.c_int(0)
+    code = lib.srt_getlasterror(ctypes.byref(system_errno))
     message = (lib.srt_getlasterror_str() or b"").decode("utf-8", "replace")
+    if system_errno.value:
+        message = f"{message} ({os.strerror(system_errno.value)})"
     reason = None
     if code == errors.ECONNREJ and sock is not None:
         reason = lib.srt_getrejectreason(sock)

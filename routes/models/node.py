@@ -22,8 +22,9 @@ class Node(models.Model):
     state = models.CharField(max_length=10, choices=NodeState.choices, default=NodeState.OFFLINE)
     max_routes = models.PositiveIntegerField(default=64, help_text="How many routes this node runs at most.")
 
-    # A node that has not been heard from for this long is treated as gone: its routes move.
-    HEARTBEAT_TIMEOUT_S = 10
+    # Three missed heartbeats (every 2 s) and the node is treated as gone: its routes move once their
+    # leases expire. A node wrongly taken for dead loses nothing: its pipelines keep their leases.
+    HEARTBEAT_TIMEOUT_S = 6
 
     class Meta:
         ordering = ["name"]
