@@ -302,17 +302,15 @@ class SrtSocket:
         return SocketState(self._lib.srt_getsockstate(self.handle))
 
     def peer(self) -> Address | None:
-        raw = ctypes.create_string_buffer(_SOCKADDR_STORAGE)
-        size = ctypes.c_int(_SOCKADDR_STORAGE)
-        if self._lib.srt_getpeername(self.handle, raw, ctypes.byref(size)) == SRT_ERROR:
-            self._lib.srt_clearlasterror()
-            return None
-        return parse_sockaddr(raw.raw)
+        return self._address(self._lib.srt_getpeername)
 
     def local(self) -> Address | None:
+        return self._address(self._lib.srt_getsockname)
+
+    def _address(self, getter: Callable[..., int]) -> Address | None:
         raw = ctypes.create_string_buffer(_SOCKADDR_STORAGE)
         size = ctypes.c_int(_SOCKADDR_STORAGE)
-        if self._lib.srt_getsockname(self.handle, raw, ctypes.byref(size)) == SRT_ERROR:
+        if getter(self.handle, raw, ctypes.byref(size)) == SRT_ERROR or size.value == 0:
             self._lib.srt_clearlasterror()
             return None
         return parse_sockaddr(raw.raw)

@@ -22,7 +22,9 @@ from tests.support.processes import RunningProcess
 
 LOSS_PERCENT = 2
 DELAY_MS = 20  # each way: RTT about 40 ms
-LATENCY_MS = 400  # well over 4 x RTT: room for a retransmission that is itself lost, more than once
+# Well over 4 x RTT: room for retransmissions that are lost again, and for a busy 2-core test machine
+# that schedules the proxy, the encoder and the relay late.
+LATENCY_MS = 1000
 
 
 def test_two_percent_loss_each_way_on_both_hops_loses_no_packet(
@@ -56,7 +58,7 @@ def test_two_percent_loss_each_way_on_both_hops_loses_no_packet(
         hops = (first_hop, last_hop)
         assert all(hop.upstream.dropped > 0 and hop.downstream.dropped > 0 for hop in hops), "loss was applied"
 
-    assert snapshot["input"]["ts"]["cc_errors"] == 0
+    assert snapshot["input"]["ts"]["cc_errors"] == 0, snapshot["input"]
     assert snapshot["input"]["srt"]["packets_lost_recv"] > 0, "the input saw loss and recovered it"
     assert snapshot["input"]["srt"]["packets_dropped_recv"] == 0
     assert snapshot["outputs"][0]["srt"]["packets_retransmitted"] > 0
