@@ -193,6 +193,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # The reconcile task runs every 2 s; its receipt and success lines would drown everything else.
+    # Pipelines log their own start and end.
+    "loggers": {name: {"level": "WARNING"} for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")},
 }
 
 HEALTH_CHECK_TIMEOUT_S = env_int("VAJRACAST_HEALTH_TIMEOUT_S", 2, minimum=1, maximum=30)
