@@ -181,13 +181,18 @@ class RouteRunner:
         self._emit_changes(source, snapshot["outputs"])
         return runtime
 
+    def _lease_fresh(self) -> bool:
+        # Monotonic time runs on while a process is stopped: a copy paused past its lease finds it
+        # stale here, and another node may hold the route by now.
+        return time.monotonic() - self._renewed_at < self.timing.lease_ttl_s - self.timing.poll_every_s
+
     def _publish(self, state: str, reason: str = "", ttl_s: float | None = None) -> None:
-        if time.monotonic() - self._renewed_at >= self.timing.lease_ttl_s - self.timing.poll_every_s:
-            # This copy was paused past its lease (monotonic time runs on while a process is
-            # stopped): another node may hold the route now, and its state is not ours to overwrite.
-            return
         try:
             runtime = self._runtime(state, reason)
+            # Checked last, just before the write, so a pause while gathering stats is caught too:
+            # the live state of a route another node holds is not ours to overwrite.
+            if not self._lease_fresh():
+                return
             publish_route_state(self.route_id, runtime, int(ttl_s or self.timing.lease_ttl_s))
         except Exception as exc:  # noqa: BLE001 - the relay keeps going while the store is away
             if not self._publish_failing:

@@ -72,14 +72,6 @@ class SocketState(IntEnum):
     NONEXIST = 9
 
 
-class KmState(IntEnum):
-    UNSECURED = 0
-    SECURING = 1
-    SECURED = 2
-    NOSECRET = 3
-    BADSECRET = 4
-
-
 @dataclass(frozen=True)
 class Address:
     host: str
@@ -179,13 +171,6 @@ class SrtSocket:
             size = 4
         if self._lib.srt_setsockflag(self.handle, int(option), ctypes.byref(buffer), size) == SRT_ERROR:
             raise _last_error(f"setting {option.name}")
-
-    def get_int(self, option: Opt) -> int:
-        value = ctypes.c_int64(0) if option in _INT64_OPTIONS else ctypes.c_int32(0)
-        size = ctypes.c_int(ctypes.sizeof(value))
-        if self._lib.srt_getsockflag(self.handle, int(option), ctypes.byref(value), ctypes.byref(size)) == SRT_ERROR:
-            raise _last_error(f"reading {option.name}")
-        return value.value
 
     def get_str(self, option: Opt) -> str:
         buffer = ctypes.create_string_buffer(1024)

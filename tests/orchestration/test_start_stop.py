@@ -47,7 +47,8 @@ def test_start_and_stop_through_the_api_take_effect_within_a_second(
         10,
         "the status to show the encoder and the player connected",
     )
-    assert operator.status()["inputs"][0]["stats"]["bytes"] > 0
+    # The first state after the encoder connects may predate its first bytes: the next one has them.
+    wait_for(lambda: operator.status()["inputs"][0]["stats"]["bytes"] > 0, 5, "the input's byte count")
 
     took_stop = operator.stop()
     print("stop: " + ", ".join(f"{what} after {seconds:.2f}s" for what, seconds in took_stop.items()))
