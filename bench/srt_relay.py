@@ -200,6 +200,19 @@ class _Epoll:
         self.lib.srt_epoll_release(self.eid)
 
 
+def _drain(lib: Any, handle: int, buffer: ctypes.Array, on_message: Callable[[int], None]) -> bool:
+    """Read every message TSBPD has released, so one epoll wake-up serves a whole burst.
+
+    Returns False when the connection broke rather than ran dry.
+    """
+    while True:
+        length = lib.srt_recvmsg(handle, buffer, RECV_BUFFER)
+        if length > 0:
+            on_message(length)
+            continue
+        return length == 0 or _last_error_code() == errors.EASYNCRCV
+
+
 def _accept_nonblocking(listener: SrtSocket) -> SrtSocket:
     sock, _peer = listener.accept()
     sock.set(Opt.RCVSYN, False)
@@ -242,18 +255,14 @@ def sink_main(argv: Sequence[str]) -> int:
                 epoll.add(conn.handle)
                 continue
             conn, index = connections[handle]
-            while True:
-                length = lib.srt_recvmsg(handle, buffer, RECV_BUFFER)
-                if length > 0:
-                    received[index] += length
-                    continue
-                if length == 0:
-                    break
-                if _last_error_code() != errors.EASYNCRCV:
-                    epoll.remove(handle)
-                    conn.close()
-                    del connections[handle]
-                break
+
+            def count(length: int, index: int = index) -> None:
+                received[index] += length
+
+            if not _drain(lib, handle, buffer, count):
+                epoll.remove(handle)
+                conn.close()
+                del connections[handle]
     if len(marks) == 2:
         (start, before), (end, after) = marks
         result = {"bytes": [b - a for a, b in zip(before, after, strict=True)], "seconds": end - start}
@@ -447,19 +456,15 @@ def _run_epoll(pairs: list[tuple[SrtSocket, SrtSocket]], stop: threading.Event) 
                 epoll.add(conn.handle)
                 continue
             conn, out = routes[handle]
-            while True:  # drain what TSBPD released, so one wake-up serves a burst
-                length = lib.srt_recvmsg(handle, buffer, RECV_BUFFER)
-                if length > 0:
-                    lib.srt_sendmsg(out, buffer, length, -1, 0)
-                    counts["messages"] += 1
-                    continue
-                if length == 0:
-                    break
-                if _last_error_code() != errors.EASYNCRCV:
-                    epoll.remove(handle)
-                    conn.close()
-                    del routes[handle]
-                break
+
+            def forward(length: int, out: int = out) -> None:
+                lib.srt_sendmsg(out, buffer, length, -1, 0)
+                counts["messages"] += 1
+
+            if not _drain(lib, handle, buffer, forward):
+                epoll.remove(handle)
+                conn.close()
+                del routes[handle]
     for sock, _ in routes.values():
         sock.close()
     for listener, _ in listeners.values():
