@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 SrtMode = Literal["listener", "caller", "rendezvous"]
+FailoverMode = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class SrtSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """When an input counts as down. Only inputs use it."""
+
+    timeout_ms: int = 300  # no data for this long
+    min_bitrate_bps: int | None = None  # over the last second, once the input has been up that long
+    error_burst: int = 20  # TS sync + continuity errors within one second
+
+
+@dataclass(frozen=True)
 class EndpointConfig:
     """An input or output: its identity in the route and its protocol settings."""
 
@@ -46,12 +56,28 @@ class EndpointConfig:
     protocol: str
     srt: SrtSettings | None = None
     options: dict[str, str] = field(default_factory=dict)
+    health: HealthSettings = field(default_factory=HealthSettings)
+
+
+@dataclass(frozen=True)
+class FailoverSettings:
+    mode: FailoverMode = "auto"
+    failback: bool = False
+    holdoff_s: float = 10.0
+    # A planned switch waits for a video random-access point on the new input, at most this long.
+    rap_wait_s: float = 3.0
+    # Right after start, inputs connect in any order: until then the best healthy input is taken
+    # even with failback off, so a backup that answered first does not stay active for good.
+    settle_s: float = 3.0
 
 
 @dataclass(frozen=True)
 class RelayConfig:
-    """One input fanned out to outputs."""
+    """Inputs in priority order (the first is the main one), the active one fanned out to outputs.
+    A slate, when set, is the last resort after every input."""
 
     name: str
-    input: EndpointConfig
+    inputs: tuple[EndpointConfig, ...]
     outputs: tuple[EndpointConfig, ...]
+    failover: FailoverSettings = field(default_factory=FailoverSettings)
+    slate: EndpointConfig | None = None

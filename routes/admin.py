@@ -52,7 +52,7 @@ class InputInline(admin.StackedInline):
     fields = (
         ("name", "priority", "protocol", "mode"),
         ("host", "port", "url"),
-        ("streamid", "latency_ms", "pbkeylen", "timeout_ms"),
+        ("streamid", "latency_ms", "pbkeylen", "timeout_ms", "min_bitrate_kbps"),
         ("passphrase", "stream_key", "clear_secrets"),
     )
 
@@ -105,7 +105,7 @@ class RouteAdmin(admin.ModelAdmin):
     readonly_fields = ("created", "updated", "node", "placement_problem")
     fields = (
         ("name", "enabled"),
-        ("failover_mode", "failback", "holdoff_s", "input_timeout_ms"),
+        ("failover_mode", "failback", "holdoff_s", "input_timeout_ms", "slate"),
         ("pinned_input", "pinned_node"),
         ("node", "placement_problem"),
         ("created", "updated"),

@@ -8,6 +8,11 @@ class FailoverMode(models.TextChoices):
     MANUAL = "manual", "Manual"
 
 
+class SlateMode(models.TextChoices):
+    NONE = "none", "None (outputs go silent)"
+    PATTERN = "pattern", "Test pattern with tone"
+
+
 class InputProtocol(models.TextChoices):
     SRT = "srt", "SRT"
     RTMP = "rtmp", "RTMP"

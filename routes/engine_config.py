@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from media_engine.config import EndpointConfig, RelayConfig, SrtSettings
+from media_engine.config import EndpointConfig, FailoverSettings, HealthSettings, RelayConfig, SrtSettings
+from routes.choices import SlateMode
 from routes.models import Input, Output, Route
 
+SLATE_ID = "slate"
 
-def endpoint_config(endpoint: Input | Output) -> EndpointConfig:
+
+def endpoint_config(endpoint: Input | Output, health: HealthSettings | None = None) -> EndpointConfig:
     srt = None
     if endpoint.is_srt:
         srt = SrtSettings(
@@ -18,23 +21,30 @@ def endpoint_config(endpoint: Input | Output) -> EndpointConfig:
             pbkeylen=endpoint.pbkeylen,
             latency_ms=endpoint.latency_ms,
         )
-    return EndpointConfig(id=str(endpoint.pk), name=endpoint.name, protocol=endpoint.protocol, srt=srt)
+    return EndpointConfig(
+        id=str(endpoint.pk),
+        name=endpoint.name,
+        protocol=endpoint.protocol,
+        srt=srt,
+        health=health or HealthSettings(),
+    )
 
 
-def active_input(route: Route) -> Input | None:
-    """The input the pipeline relays: the operator's pin, else the preferred one.
-
-    Health-driven switching between inputs is the switcher's job; until a route has one, the
-    preferred input is the only one connected.
-    """
-    inputs = list(route.inputs.all())
-    pinned = next((i for i in inputs if i.pk == route.pinned_input_id), None)
-    return pinned or (inputs[0] if inputs else None)
+def input_health(route: Route, source: Input) -> HealthSettings:
+    floor = source.min_bitrate_kbps
+    return HealthSettings(
+        timeout_ms=source.timeout_ms or route.input_timeout_ms,
+        min_bitrate_bps=floor * 1000 if floor else None,
+    )
 
 
 def relay_config(route: Route) -> RelayConfig:
-    chosen = active_input(route)
-    if chosen is None:
+    inputs = tuple(endpoint_config(source, input_health(route, source)) for source in route.inputs.all())
+    if not inputs:
         raise ValueError(f'route "{route.name}" has no input to relay')
     outputs = tuple(endpoint_config(o) for o in route.outputs.all() if o.enabled)
-    return RelayConfig(name=route.name, input=endpoint_config(chosen), outputs=outputs)
+    slate = None
+    if route.slate == SlateMode.PATTERN:
+        slate = EndpointConfig(id=SLATE_ID, name="slate", protocol="slate", options={"text": route.name})
+    failover = FailoverSettings(mode=route.failover_mode, failback=route.failback, holdoff_s=route.holdoff_s)  # type: ignore[arg-type]
+    return RelayConfig(name=route.name, inputs=inputs, outputs=outputs, failover=failover, slate=slate)

@@ -12,21 +12,24 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import close_old_connections, connection
 
 from media_engine.relay import Relay
+from media_engine.switcher import SwitchEvent
 from routes.choices import EventKind
 from routes.dispatch import dispatch_settled
-from routes.engine_config import relay_config
+from routes.engine_config import SLATE_ID, relay_config
 from routes.models import Route, RouteEvent, RouteLease
 from routes.runtime import RouteRuntime, publish_route_state
 
 log = logging.getLogger(__name__)
 
 FAILED_STATE_TTL_S = 30  # a failed route is retried after this long (see routes.dispatch)
+SWITCHER_EVENTS = {"input_up": EventKind.INPUT_UP, "input_down": EventKind.INPUT_DOWN, "switched": EventKind.SWITCHED}
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class RouteRunner:
         self._publish_failing = False
         self._lease_lost = False
         self._renewed_at = 0.0
+        # Filled by the switcher's thread, written to the database by the runner's: a switch never
+        # waits for the database.
+        self._switcher_events: deque[SwitchEvent] = deque(maxlen=1000)
 
     # lifecycle
 
@@ -96,7 +102,8 @@ class RouteRunner:
 
     def _start_relay(self) -> Route:
         route = Route.objects.prefetch_related("inputs", "outputs").get(pk=self.route_id)
-        relay = Relay(relay_config(route))
+        relay = Relay(relay_config(route), on_event=self._switcher_events.append)
+        relay.pin(_input_id(route.pinned_input_id))
         relay.start()
         self.relay = relay
         return route
@@ -121,10 +128,14 @@ class RouteRunner:
                 return "route deleted"
             if not now_desired.enabled:
                 return "stopped"
-            if now_desired != desired:
-                desired = now_desired
+            if now_desired.config_version != desired.config_version:
                 if not self._restart():
                     return "failed"
+            elif now_desired.pinned_input != desired.pinned_input and self.relay is not None:
+                # A manual switch or its release is applied live, without a restart.
+                self.relay.pin(_input_id(now_desired.pinned_input))
+            desired = now_desired
+            self._record_switcher_events()
             now = time.monotonic()
             if now - self._renewed_at >= self.timing.renew_every_s:
                 if not RouteLease.renew(self.route_id, self.owner, self.token or 0, self.timing.lease_ttl_s):
@@ -153,6 +164,7 @@ class RouteRunner:
         if self.relay is not None:
             self.relay.stop()
             self.relay = None
+            self._record_switcher_events()
             self._event(EventKind.STOPPED, f'stopped on node "{self.node_name}"')
             if not self._lease_lost:
                 # Otherwise the route's live state is the new holder's to publish: a fenced copy
@@ -173,12 +185,21 @@ class RouteRunner:
         if self.relay is None:
             return runtime
         snapshot = self.relay.snapshot()
-        source = snapshot["input"]
+        switcher = snapshot["switcher"]
         runtime.listeners_bound = True
-        runtime.active_input = int(source["id"])
-        runtime.inputs = {source["id"]: _endpoint_state(source)}
+        active = switcher["active"]
+        runtime.active_input = int(active) if active not in (None, SLATE_ID) else None
+        runtime.active_priority = switcher["active_priority"]
+        runtime.on_slate = switcher["on_slate"]
+        runtime.switches = switcher["switches"]
+        runtime.last_switch = switcher["last_switch"]
+        runtime.inputs = {
+            source["id"]: {**_endpoint_state(source), **_health(switcher["health"].get(source["id"]))}
+            for source in snapshot["inputs"]
+        }
         runtime.outputs = {output["id"]: _endpoint_state(output) for output in snapshot["outputs"]}
-        self._emit_changes(source, snapshot["outputs"])
+        for output in snapshot["outputs"]:
+            self._transition(output)
         return runtime
 
     def _lease_fresh(self) -> bool:
@@ -201,28 +222,41 @@ class RouteRunner:
         else:
             self._publish_failing = False
 
-    def _emit_changes(self, source: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
-        self._transition(source, up=EventKind.INPUT_UP, down=EventKind.INPUT_DOWN, what="input")
-        for output in outputs:
-            self._transition(output, up=None, down=EventKind.OUTPUT_ERROR, what="output")
-
-    def _transition(self, endpoint: dict[str, Any], *, up: str | None, down: str, what: str) -> None:
-        key, state = f"{what}:{endpoint['id']}", endpoint["state"]
+    def _transition(self, output: dict[str, Any]) -> None:
+        key, state = output["id"], output["state"]
         before = self._states.get(key)
         self._states[key] = state
-        if before == state or (before is None and state != "connected"):
-            return
-        data = {what: int(endpoint["id"]), "peer": endpoint.get("peer")}
-        if state == "connected" and up is not None:
-            self._event(up, f'{what} "{endpoint["name"]}" up from {endpoint.get("peer")}', **data)
-        elif before == "connected":
-            self._event(down, f'{what} "{endpoint["name"]}" down: {endpoint.get("reason") or state}', **data)
+        if before == "connected" and state != "connected":
+            reason = output.get("reason") or state
+            data = {"output": int(output["id"]), "peer": output.get("peer")}
+            self._event(EventKind.OUTPUT_ERROR, f'output "{output["name"]}" down: {reason}', **data)
+
+    def _record_switcher_events(self) -> None:
+        while self._switcher_events:
+            event = self._switcher_events.popleft()
+            data = {key: _json_id(value) for key, value in event.data.items()}
+            self._event(SWITCHER_EVENTS[event.kind], event.message, **data)
 
     def _event(self, kind: str, message: str, **data: Any) -> None:
         try:
             RouteEvent.objects.create(route_id=self.route_id, kind=kind, message=message, data=data)
         except Exception:
             log.exception("route %s: could not record the event %r", self.route_id, message)
+
+
+def _input_id(pk: int | None) -> str | None:
+    return None if pk is None else str(pk)
+
+
+def _json_id(value: Any) -> Any:
+    """Input ids travel as strings in the engine; events name inputs by their database id."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def _health(health: dict[str, Any] | None) -> dict[str, Any]:
+    if health is None:
+        return {}
+    return {"healthy": health["healthy"], "health_reason": health["reason"], "health_for_s": health["for_s"]}
 
 
 def _endpoint_state(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,11 @@ class RouteRuntime:
     reason: str = ""
     node: str | None = None
     listeners_bound: bool = False
-    active_input: int | None = None
+    active_input: int | None = None  # None on the slate, too
+    active_priority: int | None = None
+    on_slate: bool = False
+    switches: int = 0
+    last_switch: dict[str, Any] | None = None
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     updated_at: float | None = None

@@ -24,9 +24,24 @@ def _endpoint_status(endpoint: Any, reported: dict[str, dict[str, Any]]) -> dict
     }
 
 
+def _last_switch(reported: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The engine names inputs by string ids; the API by the database's numbers, as in events and
+    ``active_input``. The slate keeps its name."""
+    if reported is None:
+        return None
+    ids = {key: int(value) for key in ("from", "to") if isinstance(value := reported.get(key), str) and value.isdigit()}
+    return {**reported, **ids}
+
+
 def route_status(route: Route, runtime: RouteRuntime) -> dict[str, Any]:
     inputs = [
-        {**_endpoint_status(i, runtime.inputs), "priority": i.priority, "active": i.pk == runtime.active_input}
+        {
+            **_endpoint_status(i, runtime.inputs),
+            "priority": i.priority,
+            "active": i.pk == runtime.active_input,
+            "healthy": runtime.inputs.get(str(i.pk), {}).get("healthy", False),
+            "health_reason": runtime.inputs.get(str(i.pk), {}).get("health_reason", ""),
+        }
         for i in route.inputs.all()
     ]
     outputs = [_endpoint_status(o, runtime.outputs) for o in route.outputs.all()]
@@ -38,7 +53,11 @@ def route_status(route: Route, runtime: RouteRuntime) -> dict[str, Any]:
         "reason": runtime.reason or route.placement_problem,
         "node": runtime.node,
         "active_input": runtime.active_input,
+        "active_priority": runtime.active_priority,
+        "on_slate": runtime.on_slate,
         "pinned_input": route.pinned_input_id,
+        "switches": runtime.switches,
+        "last_switch": _last_switch(runtime.last_switch),
         "inputs": inputs,
         "outputs": outputs,
         "updated_at": updated,

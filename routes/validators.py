@@ -45,6 +45,10 @@ holdoff_validators = [
     MinValueValidator(0, "The failback hold-off cannot be negative."),
     MaxValueValidator(3600, "The failback hold-off is at most 3600 s (one hour)."),
 ]
+bitrate_floor_validators = [
+    MinValueValidator(1, "A bitrate floor is at least 1 kb/s; leave it empty for none."),
+    MaxValueValidator(1_000_000, "A bitrate floor is at most 1000000 kb/s (1 Gb/s)."),
+]
 no_control_characters = RegexValidator(
     r"\A[^\x00-\x1f\x7f]*\Z", "Control characters (newlines, tabs, NUL) are not allowed here."
 )

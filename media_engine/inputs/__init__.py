@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from media_engine.config import EndpointConfig
 from media_engine.inputs.base import Input
+from media_engine.inputs.slate import SlateInput
 from media_engine.inputs.srt import SrtDialInput, SrtListenerInput
 from media_engine.kinds import Kinds
 
@@ -13,6 +14,7 @@ KINDS: Kinds[Input] = Kinds(
         ("srt", "listener"): SrtListenerInput,
         ("srt", "caller"): SrtDialInput,
         ("srt", "rendezvous"): SrtDialInput,
+        ("slate", None): SlateInput,
     },
 )
 

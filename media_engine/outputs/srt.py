@@ -57,7 +57,7 @@ class SrtDialOutput(SrtOutput):
                 self.stats.dropped_messages += 1
                 return
             self._current = None
-            self.stats.reason = str(exc)
+            self.stats.reason = errors.lost_connection_reason(exc)
             self._broken.set()
             return
         self.stats.meter.add(length)
@@ -168,7 +168,7 @@ class SrtListenerOutput(SrtOutput):
                 if exc.code == errors.EASYNCSND:
                     self.stats.dropped_messages += 1
                 else:
-                    self._drop_reader(reader, str(exc))
+                    self._drop_reader(reader, errors.lost_connection_reason(exc))
                 continue
             reader.meter.add(length)
         self.stats.meter.add(length)

@@ -34,3 +34,11 @@ class SrtLibraryError(RuntimeError):
 
 class SrtClosed(SrtError):
     """The socket was closed (locally or by the peer); the blocked call returned."""
+
+
+def lost_connection_reason(exc: SrtError) -> str:
+    """Why a send failed, in the words an engineer looks for: by the time a send fails on a peer that
+    vanished, libsrt may already have reaped the socket and only says "invalid socket ID"."""
+    if exc.code in (ECONNLOST, ENOCONN, EINVSOCK):
+        return "connection lost: the peer closed it or stopped answering"
+    return f"connection lost: {exc}"

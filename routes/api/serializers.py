@@ -115,7 +115,7 @@ class InputSerializer(EndpointSerializer):
 
     class Meta:
         model = Input
-        fields = (*EndpointSerializer.common_fields, "priority", "timeout_ms", "encoder_url")
+        fields = (*EndpointSerializer.common_fields, "priority", "timeout_ms", "min_bitrate_kbps", "encoder_url")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is None and attrs.get("priority") is None and attrs.get("route") is not None:
@@ -145,7 +145,7 @@ class RouteSerializer(ValidatedModelSerializer):
     class Meta:
         model = Route
         fields = (
-            "id", "name", "enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms",
+            "id", "name", "enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms", "slate",
             "pinned_input", "pinned_node", "node", "placement_problem", "created", "updated", "inputs", "outputs",
         )  # fmt: skip
         read_only_fields = ("pinned_input", "node", "placement_problem")
@@ -193,6 +193,8 @@ class StatusEndpointSerializer(serializers.Serializer):
 class StatusInputSerializer(StatusEndpointSerializer):
     priority = serializers.IntegerField()
     active = serializers.BooleanField()
+    healthy = serializers.BooleanField()
+    health_reason = serializers.CharField(help_text="Why the input counts as down, when it does.")
 
 
 class RouteStatusSerializer(serializers.Serializer):
@@ -204,7 +206,13 @@ class RouteStatusSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why the route is not running as desired, when it is not.")
     node = serializers.CharField(allow_null=True)
     active_input = serializers.IntegerField(allow_null=True)
+    active_priority = serializers.IntegerField(
+        allow_null=True, help_text="1 for the main input; one past the last input while on the slate."
+    )
+    on_slate = serializers.BooleanField()
     pinned_input = serializers.IntegerField(allow_null=True)
+    switches = serializers.IntegerField(help_text="Input switches since the pipeline started.")
+    last_switch = serializers.DictField(allow_null=True)
     inputs = StatusInputSerializer(many=True)
     outputs = StatusEndpointSerializer(many=True)
     updated_at = serializers.DateTimeField(allow_null=True)

@@ -20,11 +20,13 @@ PROFILE_FIELDS = (
     "video_codec", "encoder", "width", "height", "fps", "video_bitrate_kbps", "gop",
     "preset", "audio_codec", "audio_bitrate_kbps",
 )  # fmt: skip
-ROUTE_FIELDS = ("enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms", "pinned_node", "pinned_input")
+ROUTE_FIELDS = (
+    "enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms", "slate", "pinned_node", "pinned_input",
+)  # fmt: skip
 ENDPOINT_FIELDS = (
     "protocol", "mode", "host", "port", "url", "streamid", "passphrase", "pbkeylen", "latency_ms", "stream_key",
 )  # fmt: skip
-INPUT_FIELDS = ("priority", *ENDPOINT_FIELDS, "timeout_ms")
+INPUT_FIELDS = ("priority", *ENDPOINT_FIELDS, "timeout_ms", "min_bitrate_kbps")
 OUTPUT_FIELDS = ("enabled", *ENDPOINT_FIELDS, "profile")
 SECRET_FIELDS = ("passphrase", "stream_key")
 

@@ -14,6 +14,7 @@ from routes.models.route import Route
 from routes.validators import (
     SRT_STREAMID_MAX,
     PassphraseLengthValidator,
+    bitrate_floor_validators,
     latency_validators,
     no_control_characters,
     port_validators,
@@ -186,6 +187,13 @@ class Input(Endpoint):
         blank=True,
         validators=timeout_validators,
         help_text="No data for this long marks the input down. Empty: the route's default.",
+    )
+    min_bitrate_kbps = models.PositiveIntegerField(
+        "bitrate floor (kb/s)",
+        null=True,
+        blank=True,
+        validators=bitrate_floor_validators,
+        help_text="Below this bitrate for a whole second the input is down. Empty: no floor.",
     )
 
     class Meta:

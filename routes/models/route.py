@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from routes.choices import FailoverMode
+from routes.choices import FailoverMode, SlateMode
 from routes.validators import holdoff_validators, no_control_characters, timeout_validators
 
 
@@ -37,6 +37,13 @@ class Route(models.Model):
         default=300,
         validators=timeout_validators,
         help_text="An input that sends nothing for this long is down, unless it sets its own timeout.",
+    )
+    slate = models.CharField(
+        max_length=10,
+        choices=SlateMode.choices,
+        default=SlateMode.NONE,
+        help_text="What the outputs carry when every input is down. A file input at the lowest priority "
+        "is another way to play a slate.",
     )
     pinned_input = models.ForeignKey(
         "routes.Input",

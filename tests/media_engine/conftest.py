@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from media_engine.config import EndpointConfig, RelayConfig, SrtSettings
+from media_engine.config import EndpointConfig, FailoverSettings, RelayConfig, SrtSettings
 from media_engine.relay import Relay
+from media_engine.switcher import SwitchEvent
 from tests.peers.media import make_ts
 from tests.support.processes import RunningProcess, stop_process_tree
 
@@ -30,8 +31,18 @@ def relays() -> Iterator[Callable[..., Relay]]:
     """Start in-process relays; each is stopped when the test ends."""
     running: list[Relay] = []
 
-    def start(source: EndpointConfig, *targets: EndpointConfig, name: str = "test") -> Relay:
-        relay = Relay(RelayConfig(name=name, input=source, outputs=targets))
+    def start(
+        source: EndpointConfig | tuple[EndpointConfig, ...],
+        *targets: EndpointConfig,
+        name: str = "test",
+        failover: FailoverSettings | None = None,
+        slate: EndpointConfig | None = None,
+        on_event: Callable[[SwitchEvent], None] | None = None,
+    ) -> Relay:
+        """``source``: one input, or inputs in priority order."""
+        inputs = source if isinstance(source, tuple) else (source,)
+        config = RelayConfig(name, inputs, targets, failover or FailoverSettings(), slate)
+        relay = Relay(config, on_event=on_event)
         relay.start()
         running.append(relay)
         return relay

@@ -48,9 +48,9 @@ def test_cli_relays_and_prints_stats(sample_ts: Path, tmp_path: Path, processes:
 
     assert duration_s(received) > duration_s(sample_ts) - 0.5
     assert decode_problems(received) == []
-    busiest = max(stats_lines(relay), key=lambda line: line["input"]["bitrate_1s_bps"])
-    assert busiest["input"]["bitrate_1s_bps"] > 100_000
-    assert busiest["input"]["ts"]["cc_errors"] == 0
+    busiest = max(stats_lines(relay), key=lambda line: line["inputs"][0]["bitrate_1s_bps"])
+    assert busiest["inputs"][0]["bitrate_1s_bps"] > 100_000
+    assert busiest["inputs"][0]["ts"]["cc_errors"] == 0
     relay.popen.send_signal(signal.SIGTERM)
     assert relay.popen.wait(timeout=15) == 0
 

@@ -52,15 +52,15 @@ def test_two_percent_loss_each_way_on_both_hops_loses_no_packet(
         )
         processes.append(encoder)
         # Read stats while media flows, as the route's runner does every second.
-        wait_until(lambda: relay.snapshot()["input"]["bytes"] > 1_200_000, 60, "ten seconds of media")
+        wait_until(lambda: relay.snapshot()["inputs"][0]["bytes"] > 1_200_000, 60, "ten seconds of media")
         snapshot = relay.snapshot()
         finish(processes[0], settle_s=0)
         hops = (first_hop, last_hop)
         assert all(hop.upstream.dropped > 0 and hop.downstream.dropped > 0 for hop in hops), "loss was applied"
 
-    assert snapshot["input"]["ts"]["cc_errors"] == 0, snapshot["input"]
-    assert snapshot["input"]["srt"]["packets_lost_recv"] > 0, "the input saw loss and recovered it"
-    assert snapshot["input"]["srt"]["packets_dropped_recv"] == 0
+    assert snapshot["inputs"][0]["ts"]["cc_errors"] == 0, snapshot["inputs"][0]
+    assert snapshot["inputs"][0]["srt"]["packets_lost_recv"] > 0, "the input saw loss and recovered it"
+    assert snapshot["inputs"][0]["srt"]["packets_dropped_recv"] == 0
     assert snapshot["outputs"][0]["srt"]["packets_retransmitted"] > 0
     assert snapshot["outputs"][0]["srt"]["packets_dropped_send"] == 0
     data = received.read_bytes()

@@ -46,10 +46,10 @@ def test_ffmpeg_to_listener_to_caller_to_srt_live_transmit(
     assert abs(duration_s(received) - duration_s(sample_ts)) < 0.5
     assert {s["codec_type"] for s in probe(received)["streams"]} == {"video", "audio"}
     assert decode_problems(received) == []
-    assert snapshot["input"]["ts"]["cc_errors"] == 0
-    assert snapshot["input"]["ts"]["sync_errors"] == 0
-    assert snapshot["input"]["ts"]["pat_seen"] > 0
-    assert snapshot["outputs"][0]["bytes"] == snapshot["input"]["bytes"] == received.stat().st_size
+    assert snapshot["inputs"][0]["ts"]["cc_errors"] == 0
+    assert snapshot["inputs"][0]["ts"]["sync_errors"] == 0
+    assert snapshot["inputs"][0]["ts"]["pat_seen"] > 0
+    assert snapshot["outputs"][0]["bytes"] == snapshot["inputs"][0]["bytes"] == received.stat().st_size
     assert snapshot["outputs"][0]["srt"]["packets_sent"] > 0
 
 
@@ -103,5 +103,5 @@ def test_rendezvous_with_srt_live_transmit(
     finish(processes[0], settle_s=10)
     assert duration_s(received) > duration_s(sample_ts) - 0.5
     assert decode_problems(received) == []
-    assert snapshot["input"]["ts"]["cc_errors"] == 0
-    assert snapshot["input"]["peer"] == f"127.0.0.1:{theirs}"
+    assert snapshot["inputs"][0]["ts"]["cc_errors"] == 0
+    assert snapshot["inputs"][0]["peer"] == f"127.0.0.1:{theirs}"

@@ -74,6 +74,33 @@ def ffmpeg_publish(source: Path, url: str, *, loop: bool = False) -> RunningProc
     )  # fmt: skip
 
 
+def ffmpeg_live_encoder(
+    url: str, *, tsid: int, tone_hz: int, pattern: str = "testsrc2", gop: int = 25, bitrate: str = "800k"
+) -> RunningProcess:
+    """A live encoder: synthetic picture and tone, encoded in real time and sent as MPEG-TS.
+
+    ``tsid`` becomes both the transport_stream_id and the program number (service id), so every
+    PAT says which encoder it came from; PIDs are ffmpeg's defaults, the same for every encoder,
+    as with two identically set-up encoders feeding one route. Nothing is held back on the way out:
+    zerolatency keeps x264 from queueing frames, ``pes_payload_size 0`` puts each audio frame in
+    its own PES instead of gathering a third of a second of them, and ``flush_packets`` sends the
+    end of every frame at once rather than when the next frame fills the SRT message (ffmpeg's
+    automatic choice does so for SRT already; this keeps it so).
+    """
+    return start_process(
+        ["ffmpeg", "-nostdin", "-loglevel", "warning", "-re",
+         "-f", "lavfi", "-i", f"{pattern}=size=320x240:rate=25",
+         "-re", "-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate=48000",
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(gop), "-pix_fmt", "yuv420p",
+         "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
+         "-c:a", "aac", "-b:a", "64k",
+         "-f", "mpegts", "-mpegts_transport_stream_id", str(tsid), "-mpegts_service_id", str(tsid),
+         "-pes_payload_size", "0", "-flush_packets", "1", url],
+        env=environment(),
+        name=f"ffmpeg live encoder {tsid}",
+    )  # fmt: skip
+
+
 def ffmpeg_record(url: str, target: Path) -> RunningProcess:
     return start_process(
         ["ffmpeg", "-nostdin", "-loglevel", "warning", "-y", "-i", url, "-c", "copy", "-f", "mpegts", str(target)],
@@ -122,10 +149,35 @@ def duration_s(path: Path) -> float:
     return float(probe(path)["format"]["duration"])
 
 
-def decode_problems(path: Path) -> list[str]:
-    """Lines a decoder complains with while decoding the whole file (empty when it plays clean)."""
+# ffmpeg's null muxer objects when timestamps restart with another encoder's clock; a live decoder
+# follows the PCR discontinuity the gateway flags there instead.
+TIME_BASE_CHANGE = "non monotonically increasing dts"
+
+
+def decode_problems(path: Path, *, switched: bool = False) -> list[str]:
+    """Lines a decoder complains with while decoding the whole file (empty when it plays clean).
+    ``switched``: the file crosses input switches, where the time base legitimately changes."""
     result = subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    return [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    return [line for line in lines if not (switched and TIME_BASE_CHANGE in line)]
+
+
+BARS_LUMA = 130  # smptebars' left bar is 75 % white (luma ~180); testsrc2 is dark there (~70-90)
+
+
+def left_edge_luma(path: Path) -> list[int]:
+    """The mean luma of a patch at the left edge of every decoded picture: tells an encoder sending
+    smptebars from one sending testsrc2 without comparing whole pictures."""
+    import av
+
+    lumas = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            plane = frame.planes[0]
+            data, stride = bytes(plane), plane.line_size
+            patch = [data[y * stride + x] for y in range(20, 100, 4) for x in range(5, 40, 4)]
+            lumas.append(sum(patch) // len(patch))
+    return lumas

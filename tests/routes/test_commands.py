@@ -242,8 +242,8 @@ def test_export_is_keyed_by_name_with_every_setting(setup: dict[str, Any]) -> No
     assert list(document["profiles"]) == ["hd", "passthrough-audio"]
     news = document["routes"]["news"]
     assert list(news) == [
-        "enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms", "pinned_node", "pinned_input",
-        "inputs", "outputs",
+        "enabled", "failover_mode", "failback", "holdoff_s", "input_timeout_ms", "slate", "pinned_node",
+        "pinned_input", "inputs", "outputs",
     ]  # fmt: skip
     assert news["enabled"] is True
     assert news["pinned_node"] == "edge-1"
