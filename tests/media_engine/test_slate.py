@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from media_engine.config import EndpointConfig
-from media_engine.inputs import build_input, slate
+from media_engine.inputs import build_input
 from media_engine.inputs.slate import SlateInput
+from media_engine.slate import clip
 from tests.peers.media import decode_problems, wait_until
 
 RUN_S = 4.0  # four loops of the one-second clip
@@ -219,7 +220,7 @@ def test_bad_options_are_refused_with_the_option_named(options: dict[str, str], 
 
 
 def test_a_missing_encoder_is_named_when_the_slate_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(slate, "VIDEO_ENCODER", "no_such_h264_encoder")
+    monkeypatch.setattr(clip, "VIDEO_ENCODER", "no_such_h264_encoder")
     source = SlateInput(slate_config())
     with pytest.raises(ValueError, match="no_such_h264_encoder"):
         source.start(lambda data, length: None)
