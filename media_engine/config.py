@@ -55,6 +55,10 @@ class EndpointConfig:
     name: str
     protocol: str
     srt: SrtSettings | None = None
+    # Other protocols: where to listen, send or pull, and their own settings by name.
+    host: str = ""
+    port: int = 0
+    url: str = ""
     options: dict[str, str] = field(default_factory=dict)
     health: HealthSettings = field(default_factory=HealthSettings)
 

@@ -26,6 +26,9 @@ def endpoint_config(endpoint: Input | Output, health: HealthSettings | None = No
         name=endpoint.name,
         protocol=endpoint.protocol,
         srt=srt,
+        host=endpoint.host,
+        port=endpoint.port or 0,
+        url=endpoint.url,
         health=health or HealthSettings(),
     )
 
