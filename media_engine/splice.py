@@ -32,22 +32,28 @@ class TsSplicer:
         self._started: set[int] = set()  # PIDs of the current input sent since the switch
         self._pcr_pending = False
         self._spliced = False
+        self._video: dict[int, int] = {}
         self._buffer = ctypes.create_string_buffer(_OUT_PACKETS * PACKET)
         self._view = memoryview(self._buffer).cast("B")
         self._psi = ctypes.create_string_buffer(_OUT_PACKETS * PACKET)
         self._psi_view = memoryview(self._psi).cast("B")
 
-    def switch(self, psi_packets: list[bytes], passed_through: Mapping[int, int]) -> Chunk | None:
+    def switch(
+        self, psi_packets: list[bytes], passed_through: Mapping[int, int], video_pids: Mapping[int, int]
+    ) -> Chunk | None:
         """Start splicing a new input in. Returns its PAT and PMT, rebased, to send first.
 
         ``passed_through`` is the last counter per PID of the input on air until now; only the first
-        switch needs it, as until then messages went out untouched and uncounted here.
+        switch needs it, as until then messages went out untouched and uncounted here. The new
+        input's ``video_pids`` resume at a random-access point: until then decoders hold the last
+        picture instead of drawing the new input's P-frames over it.
         """
         if not self._spliced:
             self._last_out.update(passed_through)
         self._spliced = True
         self._offset.clear()
         self._started.clear()
+        self._video = dict(video_pids)
         self._pcr_pending = True
         length = 0
         for packet in psi_packets[:_OUT_PACKETS]:
@@ -82,6 +88,9 @@ class TsSplicer:
             if pid != NULL_PID and pid not in self._started:
                 if not b1 & 0x40:
                     continue  # the rest of a PES or section that began before the switch
+                stream_type = self._video.get(pid)
+                if stream_type is not None and not _is_random_access(source, offset, stream_type):
+                    continue
                 self._offset[pid] = self._rebase(pid, source[offset + 3] & 0x0F)
                 self._started.add(pid)
             if size + PACKET > len(out):
@@ -147,17 +156,20 @@ def random_access_index(data: ctypes.Array | bytes, length: int, video_pids: Map
                 return index
             continue
         stream_type = video_pids.get(pid)
-        if stream_type is None:
-            continue
-        b3 = source[offset + 3]
-        payload = offset + 4
-        if b3 & 0x20:
-            if source[payload] > 0 and source[payload + 1] & 0x40:
-                return index  # random_access_indicator
-            payload += 1 + source[payload]
-        if _starts_with_random_access(bytes(source[payload : offset + PACKET]), stream_type):
+        if stream_type is not None and _is_random_access(source, offset, stream_type):
             return index
     return None
+
+
+def _is_random_access(source: memoryview, offset: int, stream_type: int) -> bool:
+    """Whether a video packet that starts a PES starts a picture a decoder can begin with."""
+    b3 = source[offset + 3]
+    payload = offset + 4
+    if b3 & 0x20:
+        if source[payload] > 0 and source[payload + 1] & 0x40:
+            return True  # random_access_indicator
+        payload += 1 + source[payload]
+    return _starts_with_random_access(bytes(source[payload : offset + PACKET]), stream_type)
 
 
 def _starts_with_random_access(pes: bytes, stream_type: int) -> bool:

@@ -174,7 +174,9 @@ class Switcher:
         passed = old.stats.ts.continuity() if old.stats.ts is not None else {}
         if cut is not None:
             passed = continuity_before(passed, *cut)
-        psi = self._splicer.switch(ts.psi_packets() if ts is not None else [], passed)
+        psi = self._splicer.switch(
+            ts.psi_packets() if ts is not None else [], passed, ts.video_pids if ts is not None else {}
+        )
         if psi is not None:
             self._send(*psi)
         if pending is not None and pending.choice.index == index:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -99,11 +99,19 @@ class Chain:
 
 
 @pytest.fixture
-def chain(relays: Callable[..., Relay], processes: list[RunningProcess], tmp_path: Path) -> Callable[..., Chain]:
-    def build(**options: object) -> Chain:
-        return Chain(relays, processes, tmp_path, **options)  # type: ignore[arg-type]
+def chain(
+    relays: Callable[..., Relay], processes: list[RunningProcess], tmp_path: Path
+) -> Iterator[Callable[..., Chain]]:
+    built: list[Chain] = []
 
-    return build
+    def build(**options: object) -> Chain:
+        built.append(Chain(relays, processes, tmp_path, **options))  # type: ignore[arg-type]
+        return built[-1]
+
+    yield build
+    for route in built:
+        if route.player.stopped_at is None:
+            route.player.stop()
 
 
 def assert_clean_splice(packets: list[ts_check.Packet], switch: ts_check.Switch) -> None:
@@ -146,8 +154,9 @@ def test_killing_the_main_encoder_puts_the_backup_on_air_without_breaking_the_st
     assert down.data["input"] == "main"
     assert "no data" in down.data["reason"]
 
-    # Decoders follow: the backup's pictures from its next keyframe on (1 s GOP), to the end.
-    assert len(decode_problems(route.capture, switched=True)) < 50
+    # Decoders follow: the backup's pictures from its next keyframe on (1 s GOP), to the end. The
+    # main's last picture may have been cut short by the kill: that one may not decode.
+    assert len(decode_problems(route.capture, switched=True)) <= 5
     pictures = ["bars" if luma > BARS_LUMA else "main" for luma in left_edge_luma(route.capture)]
     first_bars = pictures.index("bars")
     assert pictures[:first_bars].count("main") >= 25
