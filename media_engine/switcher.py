@@ -203,13 +203,14 @@ class Switcher:
             before = health.since
             if health.evaluate(now):
                 self._report(health, first=before is None)
-        choice = self._choose(now)
-        if choice is None or choice.index == self._active:
-            self._released = False
-            if self._pending is not None:
-                with self._lock:
-                    self._pending = None
-            return
+        with self._lock:
+            # Under the lock: an operator's pin or release cannot slip in between the choice and
+            # what it clears.
+            choice = self._choose(now)
+            if choice is None or choice.index == self._active:
+                self._released = False
+                self._pending = None
+                return
         active = self._active
         if not choice.planned or active is None or not self.health[active].healthy:
             with self._lock:
@@ -276,14 +277,16 @@ class Switcher:
 
     def pin(self, input_id: str | None) -> None:
         """Keep this input on air, whatever its health, until released with None."""
-        if input_id is None:
-            self._released = self._pinned is not None
-            self._pinned = None
-            return
+        index = None if input_id is None else self._index_of(input_id)
+        with self._lock:
+            if index is None:
+                self._released = self._pinned is not None
+            self._pinned = index
+
+    def _index_of(self, input_id: str) -> int:
         for index, source in enumerate(self.inputs):
             if source.config.id == input_id and index != self.slate_index:
-                self._pinned = index
-                return
+                return index
         raise ValueError(f"{self.name}: no input {input_id!r} to switch to")
 
     def start(self) -> None:

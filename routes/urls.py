@@ -5,5 +5,7 @@ from routes import views
 urlpatterns = [
     path("", views.route_list, name="ui-route-list"),
     path("routes/<int:pk>/", views.route_detail, name="ui-route-detail"),
+    # Before the generic action: "switch" takes a posted input, start and stop take nothing.
+    path("routes/<int:pk>/switch/", views.route_switch, name="ui-route-switch"),
     path("routes/<int:pk>/<str:action>/", views.route_action, name="ui-route-action"),
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from routes import control
+from routes.api.serializers import SwitchSerializer
 from routes.choices import Role
 from routes.models import Route
 from routes.public import public_host
@@ -44,15 +48,38 @@ def route_detail(request: HttpRequest, pk: int) -> HttpResponse:
     status = statuses([route])[route.pk]
     inputs = [(i, i.encoder_url(host), s) for i, s in zip(route.inputs.all(), status["inputs"], strict=True)]
     outputs = [(o, o.player_url(host), s) for o, s in zip(route.outputs.all(), status["outputs"], strict=True)]
+    names = {i.pk: i.name for i in route.inputs.all()}
     context = {
         "route": route,
         "status": status,
         "inputs": inputs,
         "outputs": outputs,
+        "pinned": names.get(status["pinned_input"]),
+        "last_switch": _last_switch(status["last_switch"], names),
         "events": route.events.all()[:50],
         "can_operate": allows(role, Role.OPERATOR),
     }
     return render(request, "routes/detail.html", context)
+
+
+def _last_switch(reported: dict[str, Any] | None, names: dict[int, str]) -> dict[str, Any] | None:
+    """The status's last switch with input names instead of ids, for the page."""
+    if not reported:
+        return None
+
+    def name(endpoint: Any) -> str:
+        if endpoint == "slate":
+            return "the slate"
+        return names.get(endpoint, f"input {endpoint} (since deleted)")
+
+    at = reported.get("at")
+    return {
+        "from": name(reported.get("from")),
+        "to": name(reported.get("to")),
+        "reason": reported.get("reason", ""),
+        "planned": reported.get("planned", False),
+        "at": datetime.fromtimestamp(at, UTC) if isinstance(at, int | float) else None,
+    }
 
 
 @login_required
@@ -67,3 +94,39 @@ def route_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     verb = "set to run" if route.enabled else "stopped"
     messages.success(request, f'Route "{route.name}" {verb}.')
     return HttpResponseRedirect(reverse("ui-route-detail", args=[route.pk]))
+
+
+@login_required
+@require_POST
+def route_switch(request: HttpRequest, pk: int) -> HttpResponse:
+    """Pin the posted input (manual override), or release the pin when the posted input is empty.
+
+    The same validation and the same action as the API's ``switch``.
+    """
+    if not allows(role_of_user(request.user), Role.OPERATOR):
+        raise PermissionDenied("Switching inputs needs the operator role.")
+    route = get_object_or_404(Route, pk=pk)
+    detail = HttpResponseRedirect(reverse("ui-route-detail", args=[route.pk]))
+    posted = request.POST.get("input", "").strip()
+    body = SwitchSerializer(data={"input": posted or None}, context={"route": route})
+    if not body.is_valid():
+        messages.error(request, f"Not switched: {' '.join(str(e) for e in body.errors['input'])}")
+        return detail
+    input_id = body.validated_data["input"]
+    released = route.pinned_input_id
+    control.switch(route, input_id)
+    if input_id is None:
+        if released is None:
+            messages.info(request, f'Route "{route.name}": no input was pinned; selection stays automatic.')
+        else:
+            messages.success(
+                request,
+                f'Route "{route.name}": pin released; the best healthy input goes on air automatically.',
+            )
+        return detail
+    chosen = route.inputs.get(pk=input_id)
+    when = "" if route.enabled else " once the route runs"
+    messages.success(
+        request, f'Route "{route.name}": switching to "{chosen.name}"{when}; it stays on air until released.'
+    )
+    return detail

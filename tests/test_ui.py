@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 import pytest
@@ -117,3 +118,197 @@ def test_unknown_action_and_get_are_refused(login_as: Callable[[Role | None], Cl
     assert client.get(f"/routes/{news.pk}/start/").status_code == 405
     news.refresh_from_db()
     assert news.enabled is False
+
+
+# failover: the state of each input, and an operator's manual switch
+
+
+def _row(page: str, source: Input) -> str:
+    return page[page.index(f'data-input="{source.pk}"') :].split("</tr>")[0]
+
+
+def test_detail_shows_which_input_is_on_air_each_ones_health_and_the_last_switch(
+    login_as: Callable[[Role | None], Client], news: Route
+) -> None:
+    main, backup = news.inputs.get(name="main"), news.inputs.get(name="backup")
+    news.slate = "pattern"
+    news.save()
+    reason = '"main" down: no data for 1006 ms (timeout 300 ms)'
+    publish_route_state(
+        news.pk,
+        RouteRuntime(
+            state="running",
+            listeners_bound=True,
+            active_input=backup.pk,
+            active_priority=2,
+            switches=2,
+            last_switch={"from": str(main.pk), "to": str(backup.pk), "reason": reason, "planned": False, "at": 1.7e9},
+            inputs={
+                str(main.pk): {"state": "connected", "healthy": False, "health_reason": "no data for 1006 ms"},
+                str(backup.pk): {"state": "connected", "healthy": True, "health_reason": ""},
+            },
+        ),
+    )
+
+    page = login_as(Role.VIEWER).get(f"/routes/{news.pk}/").content.decode()
+
+    assert "on air" in _row(page, backup)
+    assert "on air" not in _row(page, main)
+    assert "healthy" in _row(page, backup)
+    assert "down" in _row(page, main)
+    assert "no data for 1006 ms" in _row(page, main)
+    assert "<strong data-switches>2</strong>" in page
+    assert 'main → backup ("main" down: no data for 1006 ms (timeout 300 ms))' in html.unescape(page)
+    assert "2023-11-14 22:13:20" in page, "when the last switch happened"
+    assert "Slate: Test pattern with tone" in page
+    assert "on slate" not in page
+
+
+def test_detail_says_when_the_route_is_on_the_slate(login_as: Callable[[Role | None], Client], news: Route) -> None:
+    main = news.inputs.get(name="main")
+    last = {"from": str(main.pk), "to": "slate", "reason": "every input down", "planned": False, "at": 1.7e9}
+    publish_route_state(
+        news.pk,
+        RouteRuntime(state="running", active_priority=3, on_slate=True, switches=1, last_switch=last),
+    )
+
+    page = login_as(Role.VIEWER).get(f"/routes/{news.pk}/").content.decode()
+
+    assert "on slate" in page
+    assert "main → the slate (every input down)" in page
+    assert "on air" not in page
+
+
+def test_health_is_not_shown_while_no_worker_runs_the_route(
+    login_as: Callable[[Role | None], Client], news: Route
+) -> None:
+    page = login_as(Role.VIEWER).get(f"/routes/{news.pk}/").content.decode()
+
+    main = news.inputs.get(name="main")
+    assert "down" not in _row(page, main)
+    assert "<strong data-switches>0</strong>" in page
+    assert "Last switch" not in page
+
+
+def test_switch_buttons_are_for_operators_only(login_as: Callable[[Role | None], Client], news: Route) -> None:
+    news.pin_input(news.inputs.get(name="backup").pk)
+
+    viewer_page = login_as(Role.VIEWER).get(f"/routes/{news.pk}/").content.decode()
+    operator_page = login_as(Role.OPERATOR).get(f"/routes/{news.pk}/").content.decode()
+
+    assert "<strong>backup</strong> is pinned by operator" in viewer_page
+    assert ">Switch to</button>" not in viewer_page
+    assert ">Release</button>" not in viewer_page
+    assert "<strong>backup</strong> is pinned by operator" in operator_page
+    assert operator_page.count(">Switch to</button>") == 1, "the pinned input needs no button"
+    assert ">Switch to</button>" in _row(operator_page, news.inputs.get(name="main"))
+    assert ">Release</button>" in operator_page
+
+
+def test_no_release_button_while_nothing_is_pinned(login_as: Callable[[Role | None], Client], news: Route) -> None:
+    page = login_as(Role.OPERATOR).get(f"/routes/{news.pk}/").content.decode()
+
+    assert page.count(">Switch to</button>") == 2
+    assert ">Release</button>" not in page
+    assert "pinned" not in page
+
+
+def test_operator_pins_an_input_and_releases_it(login_as: Callable[[Role | None], Client], news: Route) -> None:
+    client = login_as(Role.OPERATOR)
+    backup = news.inputs.get(name="backup")
+    news.refresh_from_db()
+    version = news.config_version
+
+    response = client.post(f"/routes/{news.pk}/switch/", {"input": backup.pk})
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/routes/{news.pk}/"
+    news.refresh_from_db()
+    assert news.pinned_input_id == backup.pk
+    assert news.config_version == version, "a switch is applied live, not by restarting the pipeline"
+    page = html.unescape(client.get(response["Location"]).content.decode())
+    assert 'Route "news": switching to "backup" once the route runs; it stays on air until released.' in page
+    assert "pinned" in _row(page, backup)
+
+    page = html.unescape(client.post(f"/routes/{news.pk}/switch/", {"input": ""}, follow=True).content.decode())
+
+    news.refresh_from_db()
+    assert news.pinned_input_id is None
+    assert 'Route "news": pin released; the best healthy input goes on air automatically.' in page
+    assert ">Release</button>" not in page
+
+
+def test_switching_a_running_route_says_so(login_as: Callable[[Role | None], Client], news: Route) -> None:
+    news.set_enabled(True)
+    main = news.inputs.get(name="main")
+
+    page = login_as(Role.OPERATOR).post(f"/routes/{news.pk}/switch/", {"input": main.pk}, follow=True)
+
+    assert 'Route "news": switching to "main"; it stays on air until released.' in html.unescape(page.content.decode())
+
+
+@pytest.mark.parametrize(
+    ("posted", "message"),
+    [
+        pytest.param("other-route", 'Not switched: Route "news" has no input with id', id="other-route"),
+        pytest.param("999999", 'Not switched: Route "news" has no input with id 999999.', id="unknown"),
+        pytest.param("main", "Not switched: A valid integer is required.", id="not-a-number"),
+    ],
+)
+def test_switching_to_what_is_not_an_input_of_the_route_is_refused_with_a_message(
+    login_as: Callable[[Role | None], Client], news: Route, posted: str, message: str
+) -> None:
+    backup = news.inputs.get(name="backup")
+    news.pin_input(backup.pk)
+    if posted == "other-route":
+        sport = Route.objects.create(name="sport")
+        posted = str(Input.objects.create(route=sport, name="cam", priority=1, protocol="srt", port=9100).pk)
+
+    page = login_as(Role.OPERATOR).post(f"/routes/{news.pk}/switch/", {"input": posted}, follow=True)
+
+    assert page.status_code == 200
+    assert message in html.unescape(page.content.decode())
+    news.refresh_from_db()
+    assert news.pinned_input_id == backup.pk
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, None])
+def test_switching_needs_the_operator_role(
+    login_as: Callable[[Role | None], Client], news: Route, role: Role | None
+) -> None:
+    main = news.inputs.get(name="main")
+
+    response = login_as(role).post(f"/routes/{news.pk}/switch/", {"input": main.pk})
+
+    assert response.status_code == 403
+    news.refresh_from_db()
+    assert news.pinned_input_id is None
+
+
+def test_switch_is_post_only_and_needs_login(login_as: Callable[[Role | None], Client], news: Route) -> None:
+    main = news.inputs.get(name="main")
+
+    assert login_as(Role.ADMIN).get(f"/routes/{news.pk}/switch/").status_code == 405
+    anonymous = Client().post(f"/routes/{news.pk}/switch/", {"input": main.pk})
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/login/")
+    news.refresh_from_db()
+    assert news.pinned_input_id is None
+
+
+def test_switch_form_carries_the_csrf_token(db: None, django_user_model: type[AbstractUser], news: Route) -> None:
+    user = django_user_model.objects.create_user(username="olga", password=PASSWORD)
+    grant_role(user, Role.OPERATOR)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    backup = news.inputs.get(name="backup")
+    switch = f"/routes/{news.pk}/switch/"
+
+    assert client.post(switch, {"input": backup.pk}).status_code == 403, "a post without the token is refused"
+    form = _row(client.get(f"/routes/{news.pk}/").content.decode(), backup)
+    token = form.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+    response = client.post(switch, {"input": backup.pk, "csrfmiddlewaretoken": token})
+
+    assert response.status_code == 302
+    news.refresh_from_db()
+    assert news.pinned_input_id == backup.pk

@@ -64,3 +64,14 @@ def test_status_shape_is_documented(schema: dict[str, Any]) -> None:
     ref = status["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
 
     assert {"state", "active_input", "inputs", "outputs"} <= set(schema["components"]["schemas"][ref]["properties"])
+
+
+def test_failover_settings_and_state_are_documented(schema: dict[str, Any]) -> None:
+    components = schema["components"]["schemas"]
+
+    assert {"active_priority", "on_slate", "switches", "last_switch"} <= set(components["RouteStatus"]["properties"])
+    assert {"healthy", "health_reason"} <= set(components["StatusInput"]["properties"])
+    slate = components["Route"]["properties"]["slate"]["allOf"][0]["$ref"].rsplit("/", 1)[-1]
+    assert components[slate]["enum"] == ["none", "pattern"]
+    floor = components["Input"]["properties"]["min_bitrate_kbps"]
+    assert (floor["minimum"], floor["nullable"]) == (1, True)
