@@ -16,7 +16,7 @@ VC_RUNTIME_PACKAGES=(ffmpeg libsrt1.5-openssl)
 # What the tests add: real SRT peers (srt-live-transmit) to send and receive streams, and the Redis
 # server binary, which some tests run privately to restart it under running pipelines.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-VC_TEST_PACKAGES=(srt-tools redis-server)
+VC_TEST_PACKAGES=(srt-tools redis-server iproute2)
 
 VC_APT_UPDATED=0
 

@@ -3,6 +3,9 @@
     python -m media_engine relay --input 'srt://:9000?streamid=cam1' --input 'srt://:9000?streamid=cam1b' \\
         --output 'srt://10.0.0.5:9100' --output 'srt://:9200?mode=listener&streamid=play'
 
+    python -m media_engine relay --input 'udp://239.1.1.1:5000?interface=10.0.0.2' \\
+        --output 'udp://239.2.2.2:5000?ttl=4&interface=10.0.1.2'
+
 Inputs are in priority order: the first is the main one, the next its backups.
 
 Stats are printed as one JSON line per interval. Ctrl-C stops.
@@ -27,9 +30,11 @@ from media_engine.urls import endpoint_from_url
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m media_engine", description="Vajra Cast media engine")
     commands = parser.add_subparsers(dest="command", required=True)
-    relay = commands.add_parser("relay", help="relay SRT inputs (main, then backups) to SRT outputs")
-    relay.add_argument("--input", action="append", required=True, help="srt:// URL (no host: listener), repeatable")
-    relay.add_argument("--output", action="append", required=True, help="srt:// URL, repeatable")
+    relay = commands.add_parser("relay", help="relay SRT or UDP inputs (main, then backups) to SRT or UDP outputs")
+    relay.add_argument(
+        "--input", action="append", required=True, help="srt:// (no host: listener) or udp:// URL, repeatable"
+    )
+    relay.add_argument("--output", action="append", required=True, help="srt:// or udp:// URL, repeatable")
     relay.add_argument("--failback", action="store_true", help="return to a preferred input after the hold-off")
     relay.add_argument("--holdoff", type=float, default=10.0, help="failback hold-off in seconds")
     relay.add_argument("--timeout-ms", type=int, default=300, help="an input silent this long is down")

@@ -106,7 +106,7 @@ class TsAnalyzer:
         counters.pids = len(last_cc)
 
     def _read_pat(self, data: bytes | bytearray | memoryview, offset: int) -> None:
-        start = _section_start(data, offset)
+        start = section_start(data, offset)
         if start is None or data[start] != 0x00:
             return
         section_length = ((data[start + 1] & 0x0F) << 8) | data[start + 2]
@@ -122,7 +122,7 @@ class TsAnalyzer:
             self.pat_packet = bytes(data[offset : offset + PACKET])
 
     def _read_pmt(self, data: bytes | bytearray | memoryview, offset: int, pmt_pid: int) -> None:
-        start = _section_start(data, offset)
+        start = section_start(data, offset)
         if start is None or data[start] != 0x02 or start + 12 > offset + PACKET:
             return
         section_length = ((data[start + 1] & 0x0F) << 8) | data[start + 2]
@@ -139,7 +139,7 @@ class TsAnalyzer:
         self.pmt_packets[pmt_pid] = bytes(data[offset : offset + PACKET])
 
 
-def _section_start(data: bytes | bytearray | memoryview, offset: int) -> int | None:
+def section_start(data: bytes | bytearray | memoryview, offset: int) -> int | None:
     """Where the PSI section of a packet that starts one begins, or None if it does not fit."""
     start = offset + 4
     if data[offset + 3] & 0x20:  # adaptation field before the payload

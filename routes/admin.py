@@ -52,6 +52,7 @@ class InputInline(admin.StackedInline):
     fields = (
         ("name", "priority", "protocol", "mode"),
         ("host", "port", "url"),
+        ("interface", "source_address"),
         ("streamid", "latency_ms", "pbkeylen", "timeout_ms", "min_bitrate_kbps"),
         ("passphrase", "stream_key", "clear_secrets"),
     )
@@ -64,7 +65,9 @@ class OutputInline(admin.StackedInline):
     fields = (
         ("name", "protocol", "mode", "enabled"),
         ("host", "port", "url"),
+        ("interface", "ttl"),
         ("streamid", "latency_ms", "pbkeylen", "profile"),
+        ("segment_s", "playlist_size", "rotate_s", "keep_files", "keep_hours"),
         ("passphrase", "stream_key", "clear_secrets"),
     )
 

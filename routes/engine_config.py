@@ -5,6 +5,7 @@ from __future__ import annotations
 from media_engine.config import EndpointConfig, FailoverSettings, HealthSettings, RelayConfig, SrtSettings
 from routes.choices import SlateMode
 from routes.models import Input, Output, Route
+from routes.models.endpoints import RTMP_APP
 
 SLATE_ID = "slate"
 
@@ -28,9 +29,35 @@ def endpoint_config(endpoint: Input | Output, health: HealthSettings | None = No
         srt=srt,
         host=endpoint.host,
         port=endpoint.port or 0,
-        url=endpoint.url,
+        url=_url(endpoint),
+        options=_options(endpoint),
         health=health or HealthSettings(),
     )
+
+
+def _url(endpoint: Input | Output) -> str:
+    directory = endpoint.media_directory() if isinstance(endpoint, Output) else None
+    return str(directory) if directory is not None else endpoint.url
+
+
+def _options(endpoint: Input | Output) -> dict[str, str]:
+    """Each kind's own settings, by the names its engine module reads."""
+    protocol = endpoint.protocol
+    options: dict[str, object] = {"interface": endpoint.interface} if protocol == "udp" else {}
+    if isinstance(endpoint, Input):
+        if protocol == "udp":
+            options["source"] = endpoint.source_address
+        elif protocol == "rtmp":
+            options.update(app=RTMP_APP, stream_key=endpoint.stream_key)
+    elif protocol == "udp":
+        options["ttl"] = endpoint.ttl
+    elif protocol == "rtmp":
+        options["stream_key"] = endpoint.stream_key
+    elif protocol == "hls":
+        options.update(segment_s=endpoint.segment_s, playlist_size=endpoint.playlist_size)
+    elif protocol == "file":
+        options.update(rotate_s=endpoint.rotate_s, keep_files=endpoint.keep_files, keep_hours=endpoint.keep_hours)
+    return {key: str(value) for key, value in options.items() if value not in (None, "")}
 
 
 def input_health(route: Route, source: Input) -> HealthSettings:

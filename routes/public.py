@@ -13,3 +13,9 @@ def public_host(request: HttpRequest | None) -> str:
         return "localhost"
     host, _port = split_domain_port(request.get_host())
     return host.strip("[]") or "localhost"
+
+
+def absolute_url(request: HttpRequest | None, path: str) -> str:
+    """A web address a player outside the browser can open: absolute when the request says where
+    the operator browsed to, else the bare path."""
+    return request.build_absolute_uri(path) if request is not None else path

@@ -8,4 +8,6 @@ urlpatterns = [
     # Before the generic action: "switch" takes a posted input, start and stop take nothing.
     path("routes/<int:pk>/switch/", views.route_switch, name="ui-route-switch"),
     path("routes/<int:pk>/<str:action>/", views.route_action, name="ui-route-action"),
+    path("outputs/<int:pk>/player/", views.hls_player, name="ui-hls-player"),
+    path("outputs/<int:pk>/recordings/<str:name>", views.recording_download, name="ui-recording"),
 ]

@@ -49,6 +49,22 @@ bitrate_floor_validators = [
     MinValueValidator(1, "A bitrate floor is at least 1 kb/s; leave it empty for none."),
     MaxValueValidator(1_000_000, "A bitrate floor is at most 1000000 kb/s (1 Gb/s)."),
 ]
+ttl_validators = [
+    MinValueValidator(1, "A TTL is at least 1 hop."),
+    MaxValueValidator(255, "A TTL is at most 255 hops."),
+]
+segment_validators = [
+    MinValueValidator(1, "An HLS segment lasts at least 1 s."),
+    MaxValueValidator(30, "An HLS segment lasts at most 30 s; players wait a whole segment before they start."),
+]
+playlist_validators = [
+    MinValueValidator(2, "An HLS playlist lists at least 2 segments."),
+    MaxValueValidator(100, "An HLS playlist lists at most 100 segments."),
+]
+rotate_validators = [
+    MinValueValidator(10, "A recording file lasts at least 10 s."),
+    MaxValueValidator(86400, "A recording file lasts at most 86400 s (a day)."),
+]
 no_control_characters = RegexValidator(
     r"\A[^\x00-\x1f\x7f]*\Z", "Control characters (newlines, tabs, NUL) are not allowed here."
 )

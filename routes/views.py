@@ -8,15 +8,16 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from routes import control
 from routes.api.serializers import SwitchSerializer
-from routes.choices import Role
-from routes.models import Route
+from routes.choices import OutputProtocol, Role
+from routes.media_files import media_response
+from routes.models import Output, Route
 from routes.public import public_host
 from routes.roles import allows, role_of_user
 from routes.status import statuses
@@ -48,6 +49,7 @@ def route_detail(request: HttpRequest, pk: int) -> HttpResponse:
     status = statuses([route])[route.pk]
     inputs = [(i, i.encoder_url(host), s) for i, s in zip(route.inputs.all(), status["inputs"], strict=True)]
     outputs = [(o, o.player_url(host), s) for o, s in zip(route.outputs.all(), status["outputs"], strict=True)]
+    recordings = [(o, o.recordings()) for o in route.outputs.all() if o.protocol == OutputProtocol.FILE]
     names = {i.pk: i.name for i in route.inputs.all()}
     context = {
         "route": route,
@@ -56,6 +58,7 @@ def route_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "outputs": outputs,
         "pinned": names.get(status["pinned_input"]),
         "last_switch": _last_switch(status["last_switch"], names),
+        "recordings": recordings,
         "events": route.events.all()[:50],
         "can_operate": allows(role, Role.OPERATOR),
     }
@@ -130,3 +133,18 @@ def route_switch(request: HttpRequest, pk: int) -> HttpResponse:
         request, f'Route "{route.name}": switching to "{chosen.name}"{when}; it stays on air until released.'
     )
     return detail
+
+
+@login_required
+def hls_player(request: HttpRequest, pk: int) -> HttpResponse:
+    _viewer_role(request)
+    output = get_object_or_404(Output.objects.select_related("route"), pk=pk, protocol=OutputProtocol.HLS)
+    playlist = request.build_absolute_uri(reverse("hls-file", args=[output.pk, "index.m3u8"]))
+    return render(request, "routes/player.html", {"output": output, "playlist": playlist})
+
+
+@login_required
+def recording_download(request: HttpRequest, pk: int, name: str) -> FileResponse:
+    _viewer_role(request)
+    output = get_object_or_404(Output, pk=pk, protocol=OutputProtocol.FILE)
+    return media_response(output, name, download=True)

@@ -53,7 +53,8 @@ SRT_INPUT = {
     "streamid": "news/main", "latency_ms": 120, "pbkeylen": 16, "passphrase": PASSPHRASE,
 }  # fmt: skip
 SRT_OUTPUT = {"name": "cdn", "protocol": "srt", "mode": "caller", "host": "cdn.example.net", "port": 7000,
-              "latency_ms": 120, "pbkeylen": 16, "enabled": "on"}  # fmt: skip
+              "latency_ms": 120, "pbkeylen": 16, "enabled": "on", "segment_s": 4, "playlist_size": 6,
+              "rotate_s": 3600, "keep_files": 0, "keep_hours": 0}  # fmt: skip
 
 
 def test_create_route_with_input_and_output(admin_site: Client) -> None:

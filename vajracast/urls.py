@@ -3,12 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from routes import media_files
 from vajracast import health
 
 urlpatterns = [
     re_path(r"^api/health/?$", health.health, name="health"),
     re_path(r"^api/ready/?$", health.ready, name="ready"),
     path("api/v1/", include("routes.api.urls")),
+    path("hls/<int:pk>/<str:name>", media_files.hls_file, name="hls-file"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

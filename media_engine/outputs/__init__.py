@@ -5,7 +5,11 @@ from __future__ import annotations
 from media_engine.config import EndpointConfig
 from media_engine.kinds import Kinds
 from media_engine.outputs.base import Output
+from media_engine.outputs.hls import HlsOutput
+from media_engine.outputs.recording import RecordingOutput
+from media_engine.outputs.rtmp import RtmpOutput
 from media_engine.outputs.srt import SrtDialOutput, SrtListenerOutput
+from media_engine.outputs.udp import UdpOutput
 
 KINDS: Kinds[Output] = Kinds(
     "output",
@@ -13,6 +17,10 @@ KINDS: Kinds[Output] = Kinds(
         ("srt", "listener"): SrtListenerOutput,
         ("srt", "caller"): SrtDialOutput,
         ("srt", "rendezvous"): SrtDialOutput,
+        ("udp", None): UdpOutput,
+        ("hls", None): HlsOutput,
+        ("file", None): RecordingOutput,
+        ("rtmp", None): RtmpOutput,
     },
 )
 

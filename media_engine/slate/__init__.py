@@ -5,5 +5,6 @@ second (one closed GOP and a whole number of tone cycles) is encoded once at sta
 its packets are muxed again and again into a live MPEG-TS with ever-growing timestamps, never
 encoded again. The stream is paced by its own PCRs, as an encoder's output would be.
 
-The input kind that runs it is media_engine.inputs.slate; the parts it is made of live here.
+The input kind that runs it is media_engine.inputs.slate; the parts it is made of live here, but
+for the MPEG-TS muxer's settings and the pacing, shared with other inputs in media_engine.remux.
 """

@@ -7,32 +7,15 @@ from typing import Any
 
 import av
 
+from media_engine.remux import open_ts_muxer
 from media_engine.slate.clip import AAC_FRAME, SAMPLE_RATE, Clip
-
-# PCRs run this far ahead of decoding times, so a decoder always holds this much (as ffmpeg does).
-MUX_DELAY_US = 700_000
 
 
 class LoopMuxer:
     """Muxes the clip again and again into an MPEG-TS, with timestamps that keep growing."""
 
     def __init__(self, clip: Clip, service: str, writer: Any) -> None:
-        self._out = av.open(
-            writer,
-            "w",
-            format="mpegts",
-            container_options={
-                "flush_packets": "1",  # hand each packet's TS bytes over at once
-                "max_delay": str(MUX_DELAY_US),
-                "pcr_period": "20",  # ms: in practice a PCR with every video frame
-                "pat_period": "0.1",
-                # One PES per audio frame: the bytes then flow evenly, so no message waits long for
-                # its last packet (grouped audio left gaps of 200 ms between messages).
-                "pes_payload_size": "0",
-            },
-        )
-        self._out.metadata["service_provider"] = "Vajra Cast"
-        self._out.metadata["service_name"] = service
+        self._out = open_ts_muxer(writer, service)
         self._video = self._out.add_mux_stream("h264", rate=clip.fps, width=clip.width, height=clip.height)
         self._audio = self._out.add_mux_stream("aac", rate=SAMPLE_RATE)
         self._video_packets = [self._packet(data, self._video) for data in clip.video]
@@ -50,8 +33,8 @@ class LoopMuxer:
         packet.stream = stream
         return packet
 
-    def mux_next(self) -> None:
-        """Mux whichever of the next video and audio frames comes first."""
+    def mux_next(self) -> bool:
+        """Mux whichever of the next video and audio frames comes first. The clip never ends: True."""
         # frame / fps <= audio_frames * AAC_FRAME / SAMPLE_RATE, in integers
         video_first = (
             self._frames * self._fps.denominator * SAMPLE_RATE <= self._audio_frames * AAC_FRAME * self._fps.numerator
@@ -66,6 +49,7 @@ class LoopMuxer:
             packet.time_base, packet.pts, packet.dts, packet.duration = self._audio_base, pts, pts, AAC_FRAME
             self._audio_frames += 1
         self._out.mux_one(packet)
+        return True
 
     def close(self) -> None:
         self._out.close()  # writes the trailer once; later calls do nothing

@@ -4,10 +4,12 @@ from typing import Any
 
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Max
+from django.urls import reverse
 from rest_framework import serializers
 
+from routes.choices import OutputProtocol
 from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
-from routes.public import public_host
+from routes.public import absolute_url, public_host
 
 
 class ModelFieldValidator:
@@ -115,7 +117,10 @@ class InputSerializer(EndpointSerializer):
 
     class Meta:
         model = Input
-        fields = (*EndpointSerializer.common_fields, "priority", "timeout_ms", "min_bitrate_kbps", "encoder_url")
+        fields = (
+            *EndpointSerializer.common_fields, "interface", "source_address", "priority", "timeout_ms",
+            "min_bitrate_kbps", "encoder_url",
+        )  # fmt: skip
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is None and attrs.get("priority") is None and attrs.get("route") is not None:
@@ -128,14 +133,34 @@ class InputSerializer(EndpointSerializer):
 
 
 class OutputSerializer(EndpointSerializer):
-    player_url = serializers.SerializerMethodField(help_text="Where a player connects, for SRT listener outputs.")
+    player_url = serializers.SerializerMethodField(
+        help_text="Where a player connects: SRT listener outputs, and HLS outputs' playlist."
+    )
 
     class Meta:
         model = Output
-        fields = (*EndpointSerializer.common_fields, "profile", "enabled", "player_url")
+        fields = (
+            *EndpointSerializer.common_fields, "interface", "profile", "enabled", "ttl", "segment_s", "playlist_size",
+            "rotate_s", "keep_files", "keep_hours", "player_url",
+        )  # fmt: skip
 
     def get_player_url(self, obj: Output) -> str | None:
+        if obj.protocol == OutputProtocol.HLS:
+            return absolute_url(self.context.get("request"), reverse("hls-file", args=[obj.pk, "index.m3u8"]))
         return obj.player_url(self._public_host())
+
+
+class RecordingSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    size = serializers.IntegerField(help_text="Bytes.")
+    started = serializers.DateTimeField()
+    modified = serializers.DateTimeField()
+    duration_s = serializers.FloatField(help_text="From its start to its last write.")
+    download_url = serializers.SerializerMethodField()
+
+    def get_download_url(self, recording: dict[str, Any]) -> str:
+        path = reverse("output-recording", args=[self.context["output"].pk, recording["name"]])
+        return absolute_url(self.context.get("request"), path)
 
 
 class RouteSerializer(ValidatedModelSerializer):

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from routes import control
 from routes.api import serializers
+from routes.choices import OutputProtocol
 from routes.filtersets import InputFilterSet, OutputFilterSet, RouteEventFilterSet
+from routes.media_files import media_response
 from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
 from routes.runtime import route_state
 from routes.status import route_status
@@ -64,6 +67,24 @@ class OutputViewSet(viewsets.ModelViewSet):
     queryset = Output.objects.select_related("route")
     serializer_class = serializers.OutputSerializer
     filterset_class = OutputFilterSet
+
+    @extend_schema(responses=serializers.RecordingSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def recordings(self, request: Request, pk: str | None = None) -> Response:
+        output = self.get_object()
+        files = serializers.RecordingSerializer(output.recordings(), many=True, context={"output": output})
+        return Response(files.data)
+
+    @extend_schema(responses={(200, "video/mp2t"): bytes})
+    @action(detail=True, methods=["get"], url_path=r"recordings/(?P<name>[^/]+)")
+    def recording(self, request: Request, pk: str | None = None, name: str = "") -> FileResponse:
+        output = self.get_object()
+        if output.protocol != OutputProtocol.FILE:
+            raise NotFound(f'Output "{output.name}" is not a recording.')
+        try:
+            return media_response(output, name, download=True)
+        except Http404 as exc:
+            raise NotFound(str(exc)) from exc
 
 
 class TranscodeProfileViewSet(viewsets.ModelViewSet):

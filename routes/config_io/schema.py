@@ -25,9 +25,12 @@ ROUTE_FIELDS = (
 )  # fmt: skip
 ENDPOINT_FIELDS = (
     "protocol", "mode", "host", "port", "url", "streamid", "passphrase", "pbkeylen", "latency_ms", "stream_key",
+    "interface",
 )  # fmt: skip
-INPUT_FIELDS = ("priority", *ENDPOINT_FIELDS, "timeout_ms", "min_bitrate_kbps")
-OUTPUT_FIELDS = ("enabled", *ENDPOINT_FIELDS, "profile")
+INPUT_FIELDS = ("priority", *ENDPOINT_FIELDS, "source_address", "timeout_ms", "min_bitrate_kbps")
+OUTPUT_FIELDS = (
+    "enabled", *ENDPOINT_FIELDS, "profile", "ttl", "segment_s", "playlist_size", "rotate_s", "keep_files", "keep_hours",
+)  # fmt: skip
 SECRET_FIELDS = ("passphrase", "stream_key")
 
 FIELDS: dict[type[models.Model], tuple[str, ...]] = {

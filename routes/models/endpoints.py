@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from media_engine.outputs.recording import file_prefix, list_recordings
 from routes.choices import InputProtocol, OutputProtocol, PbKeyLen, SrtMode
 from routes.models.route import Route
 from routes.validators import (
@@ -17,10 +21,15 @@ from routes.validators import (
     bitrate_floor_validators,
     latency_validators,
     no_control_characters,
+    playlist_validators,
     port_validators,
+    rotate_validators,
+    segment_validators,
     timeout_validators,
+    ttl_validators,
 )
 
+MEDIA_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(?:ts|m3u8)")
 RTMP_DEFAULT_PORT = 1935
 RTMP_APP = "live"
 
@@ -61,6 +70,12 @@ class Endpoint(models.Model):
     pbkeylen = models.PositiveSmallIntegerField("SRT key length", choices=PbKeyLen.choices, default=PbKeyLen.AES128)
     latency_ms = models.PositiveIntegerField("SRT latency (ms)", default=120, validators=latency_validators)
     stream_key = models.CharField("RTMP stream key", max_length=255, blank=True, validators=[no_control_characters])
+    interface = models.CharField(
+        "multicast interface",
+        max_length=45,
+        blank=True,
+        help_text="UDP multicast: the local IPv4 address of the network interface to use. Blank: the default.",
+    )
 
     srt_protocol: str = "srt"
     default_srt_mode: str = SrtMode.LISTENER
@@ -134,7 +149,16 @@ class Endpoint(models.Model):
         errors = self._srt_errors()
         if self.stream_key and self.protocol != "rtmp":
             errors.setdefault("stream_key", "Only RTMP uses a stream key; remove it or choose the rtmp protocol.")
+        if self.interface:
+            if self.protocol != "udp":
+                errors["interface"] = "Only UDP uses a multicast interface; remove it or choose the udp protocol."
+            elif not isinstance(_ip_or_none(self.interface), ipaddress.IPv4Address):
+                errors["interface"] = "The multicast interface is given by its local IPv4 address, e.g. 10.0.0.5."
         return errors
+
+    def _directory_errors(self, errors: dict[str, str], what: str) -> None:
+        if self.url and not self.url.startswith("/"):
+            errors["url"] = f"{what} writes to an absolute directory path (or leave it blank for the data directory)."
 
     def _check_name_unique(self, errors: dict[str, str]) -> None:
         if self.route_id is None or not self.name:
@@ -188,6 +212,12 @@ class Input(Endpoint):
         validators=timeout_validators,
         help_text="No data for this long marks the input down. Empty: the route's default.",
     )
+    source_address = models.CharField(
+        "multicast source",
+        max_length=45,
+        blank=True,
+        help_text="UDP multicast: accept only this sender (source-specific multicast). Blank: any sender.",
+    )
     min_bitrate_kbps = models.PositiveIntegerField(
         "bitrate floor (kb/s)",
         null=True,
@@ -234,6 +264,12 @@ class Input(Endpoint):
                 errors["url"] = problem
         elif self.protocol == InputProtocol.FILE and not self.url:
             errors["url"] = "A file input needs the path of the file to play."
+        if self.source_address:
+            group = _ip_or_none(self.host)
+            if self.protocol != InputProtocol.UDP or group is None or not group.is_multicast:
+                errors["source_address"] = "A multicast source only applies to a UDP input on a multicast group."
+            elif _ip_or_none(self.source_address) is None:
+                errors["source_address"] = "The multicast source is the sender's IP address."
         self._check_name_unique(errors)
         self._check_priority_unique(errors)
         if self.binds_port:
@@ -277,6 +313,32 @@ class Output(Endpoint):
         help_text="Empty: pass the stream through untouched.",
     )
     enabled = models.BooleanField(default=True)
+    ttl = models.PositiveSmallIntegerField(
+        "UDP TTL",
+        null=True,
+        blank=True,
+        validators=ttl_validators,
+        help_text="Hops a UDP datagram may take. Empty: 1 for multicast, the system default for unicast.",
+    )
+    segment_s = models.PositiveSmallIntegerField("HLS segment duration (s)", default=4, validators=segment_validators)
+    playlist_size = models.PositiveSmallIntegerField(
+        "HLS playlist length",
+        default=6,
+        validators=playlist_validators,
+        help_text="Segments listed in the live playlist.",
+    )
+    rotate_s = models.PositiveIntegerField(
+        "recording file duration (s)",
+        default=3600,
+        validators=rotate_validators,
+        help_text="A recording starts a new file after this long, at a keyframe.",
+    )
+    keep_files = models.PositiveIntegerField(
+        "recordings kept", default=0, help_text="Older recording files beyond this many are deleted. 0: no limit."
+    )
+    keep_hours = models.PositiveIntegerField(
+        "recording retention (h)", default=0, help_text="Recording files older than this are deleted. 0: no limit."
+    )
 
     default_srt_mode = SrtMode.CALLER
 
@@ -300,11 +362,43 @@ class Output(Endpoint):
                 errors["host"] = "A UDP output needs the destination address (unicast or multicast)."
             if self.port is None:
                 errors["port"] = "A UDP output needs the destination port."
+        elif self.protocol == OutputProtocol.HLS:
+            self._directory_errors(errors, "An HLS output")
+        elif self.protocol == OutputProtocol.FILE:
+            self._directory_errors(errors, "A recording")
+        if self.ttl is not None and self.protocol != OutputProtocol.UDP:
+            errors["ttl"] = "Only UDP outputs take a TTL."
         self._check_name_unique(errors)
         if self.binds_port:
             self._check_listener_conflict(errors)
         if errors:
             raise ValidationError(errors)
+
+    def media_directory(self) -> Path | None:
+        """Where an HLS or recording output writes: its own URL (a path), else its own folder in the
+        data directory, which the web app serves and lists from."""
+        if self.protocol not in (OutputProtocol.HLS, OutputProtocol.FILE):
+            return None
+        if self.url:
+            return Path(self.url)
+        kind = "hls" if self.protocol == OutputProtocol.HLS else "recordings"
+        return Path(settings.DATA_DIR) / kind / str(self.pk)
+
+    def recordings(self) -> list[dict[str, Any]]:
+        """This recording output's files, oldest first (name, size, started, modified, duration_s)."""
+        directory = self.media_directory()
+        if self.protocol != OutputProtocol.FILE or directory is None:
+            return []
+        return list_recordings(directory, prefix=file_prefix(self.name))
+
+    def media_file(self, name: str) -> Path | None:
+        """A file this HLS or recording output wrote, by its bare name; None for anything else, so a
+        crafted name can never reach outside the output's directory."""
+        directory = self.media_directory()
+        if directory is None or not MEDIA_FILE_NAME.fullmatch(name):
+            return None
+        path = directory / name
+        return path if path.is_file() else None
 
     def player_url(self, public_host: str) -> str | None:
         """The URL a player (VLC, ffplay) or a downstream caller opens, for listener outputs."""

@@ -181,3 +181,29 @@ def left_edge_luma(path: Path) -> list[int]:
             patch = [data[y * stride + x] for y in range(20, 100, 4) for x in range(5, 40, 4)]
             lumas.append(sum(patch) // len(patch))
     return lumas
+
+
+def ffmpeg_rtmp_publish(source: Path, url: str, *, loop: bool = False, extra: tuple[str, ...] = ()) -> RunningProcess:
+    """Publish a file over RTMP in real time, copying its streams, as an encoder would."""
+    loop_args = ["-stream_loop", "-1"] if loop else []
+    return start_process(
+        ["ffmpeg", "-nostdin", "-loglevel", "warning", "-re", *loop_args, "-i", str(source),
+         "-c", "copy", *extra, "-f", "flv", url],
+        env=environment(),
+        name="ffmpeg rtmp publish",
+    )  # fmt: skip
+
+
+def ffmpeg_rtmp_encoder(
+    url: str, *, pattern: str = "testsrc2", size: str = "320x240", tone_hz: int = 1000
+) -> RunningProcess:
+    """A live RTMP encoder: synthetic picture and tone encoded in real time (libx264 and AAC)."""
+    return start_process(
+        ["ffmpeg", "-nostdin", "-loglevel", "warning", "-re",
+         "-f", "lavfi", "-i", f"{pattern}=size={size}:rate=25",
+         "-re", "-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate=48000",
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
+         "-b:v", "800k", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url],
+        env=environment(),
+        name=f"ffmpeg rtmp encoder {pattern}",
+    )  # fmt: skip

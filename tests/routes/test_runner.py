@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
@@ -16,22 +17,26 @@ pytestmark = pytest.mark.django_db(transaction=True)
 FAST = RunnerTiming(lease_ttl_s=2.0, renew_every_s=0.5, poll_every_s=0.05, publish_every_s=0.2, acquire_wait_s=0.5)
 
 
-def enabled_route(name: str, input_protocol: str = "srt") -> Route:
+def enabled_route(name: str, input_port: int | None = None) -> Route:
     route = Route.objects.create(name=name, enabled=True)
-    if input_protocol == "rtmp":
-        Input.objects.create(route=route, name="studio", priority=1, protocol="rtmp", port=1935, stream_key="k")
+    if input_port is not None:
+        Input.objects.create(route=route, name="feed", priority=1, protocol="udp", port=input_port)
     else:
         Input.objects.create(route=route, name="cam", priority=1, protocol="srt", mode="listener", port=free_udp_port())
     Output.objects.create(route=route, name="play", protocol="srt", mode="listener", port=free_udp_port())
     return Route.objects.get(pk=route.pk)
 
 
-def test_a_protocol_the_engine_lacks_fails_the_route_with_a_clear_event() -> None:
-    route = enabled_route("legacy", input_protocol="rtmp")
-    why = RouteRunner(route.pk, "test-node", threading.Event(), FAST).run()
+def test_a_route_that_cannot_start_fails_with_a_clear_event() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("0.0.0.0", 0))  # another program holds the route's UDP port
+        port = squatter.getsockname()[1]
+        route = enabled_route("legacy", input_port=port)
+        why = RouteRunner(route.pk, "test-node", threading.Event(), FAST).run()
     assert why == "failed"
     event = RouteEvent.objects.get(route=route, kind=EventKind.ERROR)
-    assert "rtmp inputs are not supported yet" in event.message
+    assert f"cannot receive on udp *:{port}" in event.message
+    assert "Address already in use" in event.message
     assert route_state(route.pk).state == "failed"
     assert not RouteLease.held().filter(route=route).exists(), "a failed route releases its lease"
 
