@@ -13,8 +13,9 @@ VC_MIN_PYTHON="3.11"
 # What the gateway itself runs: the media engine links libsrt and uses ffmpeg.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 VC_RUNTIME_PACKAGES=(ffmpeg libsrt1.5-openssl)
-# What the tests add: real SRT peers (srt-live-transmit) to send and receive streams, and the Redis
-# server binary, which some tests run privately to restart it under running pipelines.
+# What the tests add: real SRT peers (srt-live-transmit) to send and receive streams, the Redis
+# server binary, which some tests run privately to restart it under running pipelines, and ip
+# (iproute2), with which the multicast tests build network namespaces of their own.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 VC_TEST_PACKAGES=(srt-tools redis-server iproute2)
 

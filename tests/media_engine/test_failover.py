@@ -256,3 +256,32 @@ def test_with_every_input_down_the_slate_keeps_the_output_going(chain: Callable[
     tail = route.capture.with_name("from-main.ts")
     tail.write_bytes(route.player.data[packets[segments[1].first].offset :])
     assert len(decode_problems(tail, switched=True)) < 50
+
+
+def test_a_chain_can_mix_protocols_srt_main_and_udp_backup(
+    relays: Callable[..., Relay], processes: list[RunningProcess], tmp_path: Path
+) -> None:
+    srt_port, udp_port, play = free_udp_port(), free_udp_port(), free_udp_port()
+    relay = relays(
+        (
+            srt_endpoint("main", mode="listener", port=srt_port),
+            EndpointConfig(id="backup", name="backup", protocol="udp", port=udp_port),
+        ),
+        srt_endpoint("player", mode="listener", port=play),
+    )
+    player = TimedReceiver(slt_url("127.0.0.1", play)).start()
+    try:
+        main = ffmpeg_live_encoder(ffmpeg_srt_url("127.0.0.1", srt_port), tsid=MAIN, tone_hz=1000)
+        processes.append(main)
+        wait_until(lambda: relay.switcher.snapshot()["active"] == "main", 20, "the SRT main on air")
+        backup_url = f"udp://127.0.0.1:{udp_port}?pkt_size=1316"
+        processes.append(ffmpeg_live_encoder(backup_url, tsid=BACKUP, tone_hz=440, pattern="smptebars"))
+        wait_until(lambda: relay.switcher.snapshot()["health"]["backup"]["healthy"], 20, "the UDP backup healthy")
+        os.kill(main.pid, signal.SIGKILL)
+        wait_until(lambda: relay.switcher.snapshot()["active"] == "backup", 10, "the UDP backup on air")
+        player.wait_bytes(player.received + 150_000, timeout=20)
+    finally:
+        player.stop()
+    packets = ts_check.parse(player.data, allow_partial_tail=True)
+    assert [s.transport_stream_id for s in ts_check.segments(packets)] == [MAIN, BACKUP]
+    assert ts_check.continuity_errors(packets) == []
