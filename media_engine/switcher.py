@@ -1,7 +1,8 @@
 """Choosing which of a route's inputs goes on air, and switching between them cleanly.
 
 Every input is connected and read all the time (hot standby); only the active one's messages
-reach the outputs. A monitor thread judges each input's health every few milliseconds:
+reach the outputs. A monitor thread judges each input's health, waking right after the active input's
+timeout could run out (see ``_next_round``):
 
 - the active input going down switches at once to the best healthy input (sudden loss);
 - a return to a preferred input (failback after the hold-off, leaving the slate, an operator's
@@ -32,7 +33,9 @@ from media_engine.ts import PACKET
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.01
+TICK_S = 0.01  # the finest round: while a switch is being decided or made
+IDLE_ROUND_S = 0.1  # the coarsest: all is well, standby inputs' health only needs to stay fresh
+DEADLINE_MARGIN_S = 0.002
 CUT_WAIT_S = 0.5  # an armed switch waits this long for the input on air to end a picture
 MAX_HELD_MESSAGES = 256  # about 0.3 s at 8 Mb/s: held longer, the switch is made at once
 
@@ -89,6 +92,7 @@ class Switcher:
         self._released = False  # an operator's pin was just released: back to the best input
         self._started_at = time.monotonic()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # an operator's pin or release: decide now
         self._thread: threading.Thread | None = None
 
     # the packet path
@@ -282,6 +286,7 @@ class Switcher:
             if index is None:
                 self._released = self._pinned is not None
             self._pinned = index
+        self._wake.set()
 
     def _index_of(self, input_id: str) -> int:
         for index, source in enumerate(self.inputs):
@@ -295,15 +300,32 @@ class Switcher:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(TICK_S):
+        while not self._stop.is_set():
             try:
                 self.tick()
             except Exception:
                 # The inputs and outputs keep running; the next tick tries again.
                 log.exception("%s: switcher tick failed", self.name)
+            self._wake.wait(self._next_round(time.monotonic()))
+            self._wake.clear()
+
+    def _next_round(self, now: float) -> float:
+        """How long the monitor may sleep. While the input on air is sending, only the moment its
+        timeout would run out matters: the round lands right after it, so a loss is seen as soon
+        as it counts, without waking a hundred times a second for nothing."""
+        active = self._active
+        if active is None or self._pending is not None or now - self._started_at < self.failover.settle_s:
+            return TICK_S
+        health = self.health[active]
+        last = health.input.last_data_at
+        if not health.healthy or last is None:
+            return TICK_S
+        deadline = last + health.settings.timeout_ms / 1000 + DEADLINE_MARGIN_S
+        return min(max(deadline - now, TICK_S), IDLE_ROUND_S)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 

@@ -130,3 +130,18 @@ def test_a_pinned_input_stays_on_air_even_when_it_dies(bench: Callable[..., Benc
     assert route.active == "backup", "released, the route leaves the dead input at once"
     with pytest.raises(ValueError, match="no input 'nope'"):
         route.switcher.pin("nope")
+
+
+def test_the_monitor_sleeps_until_the_active_input_could_time_out(bench: Callable[..., Bench]) -> None:
+    route = bench()
+    route.run(0.3)
+    last = route.sources[0].last_data_at
+    assert last is not None
+    # Sending: no need to look before the next 100 ms round.
+    assert route.switcher._next_round(last) == pytest.approx(0.1)
+    # Silent for 250 ms: the next round lands just past the 300 ms timeout, not a round later.
+    assert route.switcher._next_round(last + 0.25) == pytest.approx(0.052, abs=0.001)
+    # Deciding a switch: the finest rounds.
+    route.switcher.pin("backup")
+    route.switcher.tick()
+    assert route.switcher._next_round(last) == pytest.approx(0.01)
