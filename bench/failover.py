@@ -60,15 +60,12 @@ from bench.peers import (
     HOST,
     NULL_PID,
     FlappingLink,
-    Processes,
     TimedLines,
     TimedStream,
     TsPacket,
     continuity_errors,
     free_udp_ports,
     h264_pes_start,
-    host_busy_pct,
-    host_cpu_ticks,
     latest_tsid,
     parse_ts,
     pat,
@@ -77,6 +74,7 @@ from bench.peers import (
     udp_bound,
     wait_until,
 )
+from bench.processes import Processes, host_busy_pct, host_cpu_ticks, interrupt, missing_tools
 
 LATENCY_MS = 120  # every SRT hop
 FPS = 25
@@ -794,21 +792,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt  # so a kill of the bench still runs the clean-up below
-
-
 def run(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    for tool in ("ffmpeg", "srt-live-transmit"):
-        if shutil.which(tool) is None:
-            print(f"error: {tool} is not installed", file=sys.stderr)
-            return 2
+    if missing_tools("ffmpeg", "srt-live-transmit"):
+        return 2
     log_dir = Path(tempfile.mkdtemp(prefix="failover-bench-"))
-    procs = Processes(log_dir)
+    procs = Processes(log_dir, stop_signal=signal.SIGINT)
     rng = random.Random(args.seed)  # noqa: S311
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, interrupt)
     started, load = time.monotonic(), os.getloadavg()[0]
     failures = []
     steps = [("kill", "kill gap", lambda: run_kills(args, procs, rng)),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import os
 import selectors
-import signal
 import socket
 import subprocess
 import threading
@@ -26,74 +25,6 @@ HOST = "127.0.0.1"
 # --------------------------------------------------------------------------------------------------
 # processes
 # --------------------------------------------------------------------------------------------------
-
-
-class Processes:
-    """Everything the bench started. Each is stopped by its own PID, never by name."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self._running: list[subprocess.Popen] = []
-
-    def start(
-        self, name: str, command: list[str], *, pipe_stdout: bool = False, pipe_stderr: bool = False
-    ) -> subprocess.Popen:
-        """Start a command detached from the terminal (Ctrl-C reaches the bench alone, which then stops
-        every child in order). What is not piped goes to ``<log_dir>/<name>.log``."""
-        with open(self.log_dir / f"{name}.log", "wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if pipe_stdout else log,
-                stderr=subprocess.PIPE if pipe_stderr else log,
-                start_new_session=True,
-            )
-        self._running.append(process)
-        return process
-
-    def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def kill(self, process: subprocess.Popen) -> None:
-        """SIGKILL: the way an encoder dies when its machine or its power goes."""
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        self._forget(process)
-
-    def stop(self, process: subprocess.Popen, timeout_s: float = 5.0) -> None:
-        """SIGINT (what Ctrl-C sends; ffmpeg, srt-live-transmit and the relay all end cleanly on it),
-        then SIGKILL if the process is still there after ``timeout_s``."""
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-        self._forget(process)
-
-    def _forget(self, process: subprocess.Popen) -> None:
-        if process in self._running:
-            self._running.remove(process)
-
-    def stop_all(self) -> None:
-        for process in reversed(list(self._running)):
-            self.stop(process)
-
-
-def host_cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs since boot."""
-    with open("/proc/stat") as stat:
-        values = [int(value) for value in stat.readline().split()[1:9]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def host_busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
-    busy, total = (a - b for a, b in zip(after, before, strict=True))
-    return 100 * busy / total if total else 0.0
 
 
 def free_udp_ports(count: int) -> list[int]:

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.processes import Processes, host_cpu_ticks, interrupt, missing_tools, process_cpu_seconds
 from media_engine.srt import errors
 from media_engine.srt.errors import SrtError
 from media_engine.srt.library import library
@@ -59,7 +60,6 @@ from media_engine.srt.link import dial
 from media_engine.srt.socket import LIVE_PAYLOAD, Opt, SrtSocket
 from media_engine.urls import endpoint_from_url
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 LATENCY_MS = 120
 STREAM_BPS = 10_000_000
@@ -513,73 +513,6 @@ def helper_command(name: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "bench.srt_relay", name, *args]
 
 
-class Processes:
-    """Everything the bench started, each stopped by its own PID (SIGTERM, then SIGKILL)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self._running: list[subprocess.Popen] = []
-
-    def start(self, name: str, command: list[str], *, capture: bool = False) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "wb") as log:
-            # A session of its own: Ctrl-C reaches the bench alone, which then stops each child in order.
-            process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if capture else log,
-                stderr=log,
-                start_new_session=True,
-            )
-        self._running.append(process)
-        return process
-
-    def stop(self, process: subprocess.Popen, timeout_s: float = 5.0) -> None:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-        if process in self._running:
-            self._running.remove(process)
-
-    def result(self, process: subprocess.Popen, timeout_s: float = 15.0) -> dict[str, Any]:
-        """Stop a helper that prints one JSON line when told to stop, and return that line."""
-        process.send_signal(signal.SIGTERM)
-        try:
-            out, _ = process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            # It may have printed its result and then hung in libsrt's clean-up: keep what it said.
-            process.kill()
-            out, _ = process.communicate()
-        self.stop(process)
-        lines = out.decode(errors="replace").strip().splitlines()
-        return json.loads(lines[-1]) if lines else {"error": f"no result (exit {process.returncode})"}
-
-    def stop_all(self) -> None:
-        for process in reversed(list(self._running)):
-            self.stop(process)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def host_cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs since boot."""
-    with open("/proc/stat") as stat:
-        values = [int(value) for value in stat.readline().split()[1:9]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
 def bound_udp_ports() -> set[int]:
     ports = set()
     for table in ("/proc/net/udp", "/proc/net/udp6"):
@@ -766,11 +699,11 @@ def _start_phase(kind: RelayKind, ports: PortBlock, setup: Setup, procs: Process
     """Receivers first, then the relays, then the senders, so no caller dials an absent listener."""
     direct_port, probe_in, probe_out = ports.probe()
     sink = procs.start(
-        f"{tag}-sink", helper_command("sink", "--ports", ",".join(map(str, ports.sinks()))), capture=True
+        f"{tag}-sink", helper_command("sink", "--ports", ",".join(map(str, ports.sinks()))), pipe_stdout=True
     )
     probe_args = ["--direct-port", str(direct_port), "--relay-in-port", str(probe_in),
                   "--relay-out-port", str(probe_out)]  # fmt: skip
-    probe = procs.start(f"{tag}-probe", helper_command("probe", *probe_args), capture=True)
+    probe = procs.start(f"{tag}-probe", helper_command("probe", *probe_args), pipe_stdout=True)
     wait_bound([*ports.sinks(), direct_port, probe_out], [sink, probe])
     pairs = list(zip(ports.inputs(), ports.sinks(), strict=True))
     commands = kind.commands(pairs, setup.output_options)
@@ -1003,22 +936,16 @@ def plan(args: argparse.Namespace) -> list[tuple[RelayKind, int]]:
     return phases
 
 
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt  # so a kill of the bench still runs the clean-up below
-
-
 def run(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    for tool in ("ffmpeg", "srt-live-transmit"):
-        if shutil.which(tool) is None:
-            print(f"error: {tool} is not installed", file=sys.stderr)
-            return 2
+    if missing_tools("ffmpeg", "srt-live-transmit"):
+        return 2
     library()  # fail now, not in a helper, if libsrt is missing
     ts_file = make_test_stream(args.cache_dir)
     log_dir = Path(tempfile.mkdtemp(prefix="srt-relay-bench-"))
     procs = Processes(log_dir)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, interrupt)
     setup = Setup(ts_file, Timing(args.warmup, args.window), args.output_options)
     phases = plan(args)
     stride = max(PortBlock.size(streams) for _, streams in phases)
