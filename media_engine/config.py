@@ -8,6 +8,9 @@ from typing import Literal
 
 SrtMode = Literal["listener", "caller", "rendezvous"]
 FailoverMode = Literal["auto", "manual"]
+VideoCodec = Literal["h264", "hevc", "copy"]
+EncoderKind = Literal["auto", "software", "vaapi", "qsv", "nvenc"]
+AudioCodec = Literal["copy", "aac"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,24 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class TranscodeSettings:
+    """One rendition an output re-encodes the active input into. Unset sizes and rates keep the
+    source's; bitrates in bits per second."""
+
+    name: str
+    video_codec: VideoCodec = "h264"
+    encoder: EncoderKind = "auto"
+    width: int | None = None
+    height: int | None = None
+    fps: int | None = None
+    video_bitrate_bps: int | None = None
+    gop: int | None = None  # frames; None: two seconds
+    preset: str = "veryfast"
+    audio_codec: AudioCodec = "copy"
+    audio_bitrate_bps: int | None = None
+
+
+@dataclass(frozen=True)
 class EndpointConfig:
     """An input or output: its identity in the route and its protocol settings."""
 
@@ -61,6 +82,9 @@ class EndpointConfig:
     url: str = ""
     options: dict[str, str] = field(default_factory=dict)
     health: HealthSettings = field(default_factory=HealthSettings)
+    # Outputs only: empty passes the stream through; one rendition re-encodes it; several (HLS
+    # only) make an adaptive-bitrate ladder.
+    transcode: tuple[TranscodeSettings, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Re-encoding an output: decode the active input, scale, encode, mux MPEG-TS."""
