@@ -7,6 +7,7 @@ the first the node has in ``AUTO_ORDER``; an explicit choice runs only where it 
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import logging
@@ -105,6 +106,12 @@ def probe() -> dict[str, str]:
         if reason:
             log.info("encoder %s unavailable: %s", kind, reason)
     return found
+
+
+@functools.cache
+def node_probe() -> dict[str, str]:
+    """This process's probe, made once: the worker stores it on its Node, transcoders choose by it."""
+    return probe()
 
 
 def available(found: dict[str, str]) -> list[str]:
