@@ -9,6 +9,8 @@ from django.http import HttpRequest
 
 from routes import control
 from routes.models import ApiKey, Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.models.endpoints import ladder_errors
+from routes.placement import describe_encoders
 
 SECRET_FIELDS = ("passphrase", "stream_key")
 
@@ -44,6 +46,17 @@ class EndpointForm(forms.ModelForm):
         return cleaned
 
 
+class OutputForm(EndpointForm):
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # The ladder is saved after the output, so Output.clean() cannot see it: checked here, as the API does.
+        if "protocol" in cleaned and "ladder" in cleaned:
+            errors = ladder_errors(cleaned["protocol"], cleaned.get("profile"), list(cleaned["ladder"]))
+            for field, message in errors.items():
+                self.add_error(field, message)
+        return cleaned
+
+
 class InputInline(admin.StackedInline):
     model = Input
     form = EndpointForm
@@ -60,13 +73,13 @@ class InputInline(admin.StackedInline):
 
 class OutputInline(admin.StackedInline):
     model = Output
-    form = EndpointForm
+    form = OutputForm
     extra = 0
     fields = (
         ("name", "protocol", "mode", "enabled"),
         ("host", "port", "url"),
         ("interface", "ttl"),
-        ("streamid", "latency_ms", "pbkeylen", "profile"),
+        ("streamid", "latency_ms", "pbkeylen", "profile", "ladder"),
         ("segment_s", "playlist_size", "rotate_s", "keep_files", "keep_hours"),
         ("passphrase", "stream_key", "clear_secrets"),
     )
@@ -135,6 +148,7 @@ class InputAdmin(EndpointAdmin):
 
 @admin.register(Output)
 class OutputAdmin(EndpointAdmin):
+    form = OutputForm
     list_display = ("name", "route", "protocol", "mode", "port", "profile", "enabled")
 
 
@@ -145,8 +159,12 @@ class TranscodeProfileAdmin(admin.ModelAdmin):
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ("name", "state", "public_address", "port_min", "port_max", "last_heartbeat")
-    readonly_fields = ("capabilities", "last_heartbeat")
+    list_display = ("name", "state", "public_address", "encoders", "port_min", "port_max", "last_heartbeat")
+    readonly_fields = ("capabilities", "encoder_problems", "last_heartbeat")
+
+    @admin.display(description="encoders")
+    def encoders(self, node: Node) -> str:
+        return describe_encoders(node.capabilities)
 
 
 @admin.register(RouteEvent)

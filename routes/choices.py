@@ -84,6 +84,8 @@ class EventKind(models.TextChoices):
     INPUT_DOWN = "input_down", "Input down"
     SWITCHED = "switched", "Switched"
     OUTPUT_ERROR = "output_error", "Output error"
+    TRANSCODER_BEHIND = "transcoder_behind", "Transcoder behind realtime"
+    TRANSCODER_OK = "transcoder_ok", "Transcoder caught up"
     ERROR = "error", "Error"
 
 

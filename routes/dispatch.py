@@ -45,15 +45,24 @@ def dispatch(route: Route, *, force: bool = False) -> str | None:
         return route.node.name if route.node else None
     placement = place(route)
     if placement.node is None:
-        if route.placement_problem != placement.problem:
-            Route.objects.filter(pk=route.pk).update(placement_problem=placement.problem)
+        problem = _fit(placement.problem)
+        if route.placement_problem != problem:
+            Route.objects.filter(pk=route.pk).update(placement_problem=problem)
         return None
     Route.objects.filter(pk=route.pk).update(node=placement.node, placement_problem="")
     if not force and not _claim_dispatch(route.pk):
         return placement.node.name
+    # The node's own queue, not a shared one per capability (a "gpu" queue): placement already
+    # chose a node that has the encoders, and the route's listener ports and the address its
+    # encoders dial belong to that node, so any other worker taking the message would be wrong.
     run_route.apply_async(args=[route.pk], queue=placement.node.queue)
     log.info('route "%s": pipeline sent to node "%s"', route.name, placement.node.name)
     return placement.node.name
+
+
+def _fit(problem: str) -> str:
+    limit = Route._meta.get_field("placement_problem").max_length or len(problem)
+    return problem if len(problem) <= limit else problem[: limit - 1] + "…"
 
 
 def reconcile() -> int:

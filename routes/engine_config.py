@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from media_engine.config import EndpointConfig, FailoverSettings, HealthSettings, RelayConfig, SrtSettings
+import re
+
+from django.utils.text import slugify
+
+from media_engine.config import (
+    EndpointConfig,
+    FailoverSettings,
+    HealthSettings,
+    RelayConfig,
+    SrtSettings,
+    TranscodeSettings,
+)
 from routes.choices import SlateMode
-from routes.models import Input, Output, Route
-from routes.models.endpoints import RTMP_APP
+from routes.models import Input, Output, Route, TranscodeProfile
+from routes.models.endpoints import RTMP_APP, VARIANT_NAME
 
 SLATE_ID = "slate"
 
@@ -32,7 +43,48 @@ def endpoint_config(endpoint: Input | Output, health: HealthSettings | None = No
         url=_url(endpoint),
         options=_options(endpoint),
         health=health or HealthSettings(),
+        transcode=transcode_settings(endpoint) if isinstance(endpoint, Output) else (),
     )
+
+
+def transcode_settings(output: Output) -> tuple[TranscodeSettings, ...]:
+    """The renditions the output encodes, main profile first; empty passes the stream through."""
+    profiles = output.renditions()
+    names = _rendition_names(profiles)
+    return tuple(_rendition(profile, name) for profile, name in zip(profiles, names, strict=True))
+
+
+def _rendition(profile: TranscodeProfile, name: str) -> TranscodeSettings:
+    return TranscodeSettings(
+        name=name,
+        video_codec=profile.video_codec,  # type: ignore[arg-type]
+        encoder=profile.encoder,  # type: ignore[arg-type]
+        width=profile.width,
+        height=profile.height,
+        fps=profile.fps,
+        video_bitrate_bps=_bps(profile.video_bitrate_kbps),
+        gop=profile.gop,
+        preset=profile.preset,
+        audio_codec=profile.audio_codec,  # type: ignore[arg-type]
+        audio_bitrate_bps=_bps(profile.audio_bitrate_kbps),
+    )
+
+
+def _bps(kbps: int | None) -> int | None:
+    return None if kbps is None else kbps * 1000
+
+
+def _rendition_names(profiles: list[TranscodeProfile]) -> list[str]:
+    """Each rendition's name, which an HLS ladder also uses as the folder of its playlist and
+    segments: the profile's name as a URL-safe slug, made unique within the output."""
+    names: list[str] = []
+    for profile in profiles:
+        slug = re.sub(r"[^a-z0-9-]+", "-", slugify(profile.name)).strip("-")[:48]
+        name = slug if VARIANT_NAME.fullmatch(slug) else f"profile-{profile.pk}"
+        while name in names:
+            name = f"{name}-{profile.pk}"
+        names.append(name)
+    return names
 
 
 def _url(endpoint: Input | Output) -> str:

@@ -23,7 +23,8 @@ from media_engine.switcher import SwitchEvent
 from routes.choices import EventKind
 from routes.dispatch import dispatch_settled
 from routes.engine_config import SLATE_ID, relay_config
-from routes.models import Route, RouteEvent, RouteLease
+from routes.models import Node, Route, RouteEvent, RouteLease
+from routes.placement import describe_encoders, describe_needs, encoder_needs, missing
 from routes.runtime import RouteRuntime, publish_route_state
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class RouteRunner:
         self.token: int | None = None
         self.relay: Relay | None = None
         self._states: dict[str, str] = {}
+        self._behind: dict[str, bool] = {}
         self._publish_failing = False
         self._lease_lost = False
         self._renewed_at = 0.0
@@ -101,12 +103,26 @@ class RouteRunner:
         return _Desired(*row) if row else None
 
     def _start_relay(self) -> Route:
-        route = Route.objects.prefetch_related("inputs", "outputs").get(pk=self.route_id)
+        route = Route.objects.prefetch_related("inputs", "outputs__profile", "outputs__ladder").get(pk=self.route_id)
+        self._check_encoders(route)
         relay = Relay(relay_config(route), on_event=self._switcher_events.append)
         relay.pin(_input_id(route.pinned_input_id))
         relay.start()
         self.relay = relay
         return route
+
+    def _check_encoders(self, route: Route) -> None:
+        """Refuse a configuration this node cannot encode (an output changed while the route ran
+        here): the route fails, and once its failure expires placement sends it to a node that can."""
+        capabilities = Node.objects.filter(name=self.node_name).values_list("capabilities", flat=True).first()
+        if capabilities is None:
+            return  # not a registered node: the engine's own encoder choice decides
+        lacking = missing(encoder_needs(route), capabilities)
+        if lacking:
+            raise RuntimeError(
+                f'{describe_needs(lacking)}, which node "{self.node_name}" lacks '
+                f"(it has {describe_encoders(capabilities)})"
+            )
 
     def _supervise(self) -> str:
         desired = self._desired()
@@ -230,6 +246,24 @@ class RouteRunner:
             reason = output.get("reason") or state
             data = {"output": int(output["id"]), "peer": output.get("peer")}
             self._event(EventKind.OUTPUT_ERROR, f'output "{output["name"]}" down: {reason}', **data)
+        self._transcoder_transition(output)
+
+    def _transcoder_transition(self, output: dict[str, Any]) -> None:
+        transcode = output.get("transcode")
+        if not transcode:
+            return
+        key, behind = output["id"], bool(transcode.get("behind"))
+        before = self._behind.get(key, False)
+        self._behind[key] = behind
+        if behind == before:
+            return
+        data = {"output": _json_id(key), "encoder": transcode.get("encoder"), "speed": transcode.get("speed")}
+        if behind:
+            reason = transcode.get("behind_reason") or "slower than realtime"
+            message = f'output "{output["name"]}": transcoder behind realtime: {reason}'
+            self._event(EventKind.TRANSCODER_BEHIND, message, reason=reason, **data)
+        else:
+            self._event(EventKind.TRANSCODER_OK, f'output "{output["name"]}": transcoder caught up', **data)
 
     def _record_switcher_events(self) -> None:
         while self._switcher_events:

@@ -24,6 +24,13 @@ def _endpoint_status(endpoint: Any, reported: dict[str, dict[str, Any]]) -> dict
     }
 
 
+def _output_status(output: Any, reported: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A transcoding output's encoder and figures get their own key; its stats keep the rest."""
+    status = _endpoint_status(output, reported)
+    stats = dict(status["stats"])
+    return {**status, "stats": stats, "transcode": stats.pop("transcode", None)}
+
+
 def _last_switch(reported: dict[str, Any] | None) -> dict[str, Any] | None:
     """The engine names inputs by string ids; the API by the database's numbers, as in events and
     ``active_input``. The slate keeps its name."""
@@ -44,7 +51,7 @@ def route_status(route: Route, runtime: RouteRuntime) -> dict[str, Any]:
         }
         for i in route.inputs.all()
     ]
-    outputs = [_endpoint_status(o, runtime.outputs) for o in route.outputs.all()]
+    outputs = [_output_status(o, runtime.outputs) for o in route.outputs.all()]
     updated = datetime.fromtimestamp(runtime.updated_at, UTC).isoformat() if runtime.updated_at else None
     return {
         "route": route.pk,

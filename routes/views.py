@@ -44,7 +44,7 @@ def route_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def route_detail(request: HttpRequest, pk: int) -> HttpResponse:
     role = _viewer_role(request)
-    route = get_object_or_404(Route.objects.prefetch_related("inputs", "outputs__profile"), pk=pk)
+    route = get_object_or_404(Route.objects.prefetch_related("inputs", "outputs__profile", "outputs__ladder"), pk=pk)
     host = public_host(request)
     status = statuses([route])[route.pk]
     inputs = [(i, i.encoder_url(host), s) for i, s in zip(route.inputs.all(), status["inputs"], strict=True)]

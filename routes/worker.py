@@ -12,8 +12,10 @@ from django.db import close_old_connections, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from media_engine.transcoder.encoders import LABELS, available, node_probe
 from routes.choices import NodeState
 from routes.models import Node
+from routes.placement import describe_encoders
 from routes.runner import RouteRunner
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,11 @@ def check_schema() -> None:
 
 
 def register() -> Node:
+    # Probed once per process (the transcoders choose by the same result): a GPU added or lost
+    # shows up when the worker restarts.
+    found = node_probe()
+    capabilities = available(found)
+    problems = {kind: reason for kind, reason in found.items() if reason}
     node, _created = Node.objects.update_or_create(
         name=node_name(),
         defaults={
@@ -47,12 +54,16 @@ def register() -> Node:
             "port_min": settings.VAJRACAST_PORT_MIN,
             "port_max": settings.VAJRACAST_PORT_MAX,
             "max_routes": settings.VAJRACAST_MAX_ROUTES,
-            "capabilities": ["software"],
+            "capabilities": capabilities,
+            "encoder_problems": problems,
             "state": NodeState.ONLINE,
             "last_heartbeat": timezone.now(),
         },
     )
     log.info('node "%s" online (pid %s), queue %s', node.name, os.getpid(), node.queue)
+    log.info('node "%s" encoders: %s', node.name, describe_encoders(capabilities))
+    for kind, reason in problems.items():
+        log.info('node "%s" cannot use the %s encoder: %s', node.name, LABELS.get(kind, kind), reason)
     return node
 
 

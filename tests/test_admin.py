@@ -10,7 +10,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from routes.choices import EventKind
-from routes.models import ApiKey, Input, Output, Route, RouteEvent
+from routes.models import ApiKey, Input, Node, Output, Route, RouteEvent, TranscodeProfile
 
 PASSPHRASE = "correct-horse-42"
 
@@ -125,3 +125,71 @@ def test_api_key_is_shown_once_and_works(admin_site: Client, django_user_model: 
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert api.get("/api/v1/routes/").status_code == 200
+
+
+HLS_OUTPUT = {**SRT_OUTPUT, "name": "web", "protocol": "hls", "mode": "", "host": "", "port": ""}
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        pytest.param(
+            {**SRT_OUTPUT, "profile": "hd", "ladder": ["sd"]},
+            "Only HLS outputs take an ABR ladder; remove its profiles or choose the hls protocol.",
+            id="not-hls",
+        ),
+        pytest.param(
+            {**HLS_OUTPUT, "ladder": ["sd"]},
+            "An ABR ladder adds renditions beside the transcode profile: choose that profile first.",
+            id="no-profile",
+        ),
+        pytest.param(
+            {**HLS_OUTPUT, "profile": "hd", "ladder": ["copy"]},
+            "Profile &quot;copy&quot; copies the video; every rendition of a ladder must encode it (h264 or hevc).",
+            id="copy-rung",
+        ),
+    ],
+)
+def test_a_bad_ladder_is_explained_as_in_the_api(admin_site: Client, row: dict[str, Any], message: str) -> None:
+    profiles = {
+        "hd": TranscodeProfile.objects.create(name="hd", video_bitrate_kbps=3000),
+        "sd": TranscodeProfile.objects.create(name="sd", video_bitrate_kbps=800),
+        "copy": TranscodeProfile.objects.create(name="copy", video_codec="copy"),
+    }
+    row = {**row, "ladder": [profiles[name].pk for name in row["ladder"]]}
+    if "profile" in row:
+        row["profile"] = profiles[row["profile"]].pk
+
+    response = admin_site.post("/admin/routes/route/add/", _route_form("news", [SRT_INPUT], [row]))
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Route.objects.exists()
+
+
+def test_a_ladder_is_saved_from_the_admin_and_restarts_the_route(admin_site: Client, route: Route) -> None:
+    hd = TranscodeProfile.objects.create(name="hd", video_bitrate_kbps=3000)
+    sd = TranscodeProfile.objects.create(name="sd", video_bitrate_kbps=800)
+    web = Output.objects.create(route=route, name="web", protocol="hls", profile=hd)
+    before = Route.objects.get(pk=route.pk).config_version
+    row = {**HLS_OUTPUT, "id": web.pk, "route": route.pk, "profile": hd.pk, "ladder": [sd.pk]}
+    form = _route_form("news", [], [row])
+    form.update({key: value for key, value in _inline("outputs", [row], initial=1).items()})
+
+    response = admin_site.post(f"/admin/routes/route/{route.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert list(web.ladder.all()) == [sd]
+    assert Route.objects.get(pk=route.pk).config_version > before
+
+
+def test_a_node_shows_its_encoders_and_why_others_are_missing(admin_site: Client) -> None:
+    node = Node.objects.create(
+        name="edge-1", capabilities=["software"], encoder_problems={"vaapi": "no render device (/dev/dri/renderD*)"}
+    )
+
+    page = admin_site.get(f"/admin/routes/node/{node.pk}/change/").content.decode()
+
+    assert "no render device (/dev/dri/renderD*)" in page
+    assert 'name="encoder_problems"' not in page, "probed by the worker, not edited"
+    assert "software (x264/x265)" in admin_site.get("/admin/routes/node/").content.decode()

@@ -11,7 +11,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from routes.choices import EventKind, Role
-from routes.models import Input, Output, Route, RouteEvent
+from routes.models import Input, Output, Route, RouteEvent, TranscodeProfile
 from routes.roles import grant_role
 from routes.runtime import RouteRuntime, publish_route_state
 
@@ -312,3 +312,39 @@ def test_switch_form_carries_the_csrf_token(db: None, django_user_model: type[Ab
     assert response.status_code == 302
     news.refresh_from_db()
     assert news.pinned_input_id == backup.pk
+
+
+def test_detail_shows_a_transcoding_outputs_encoder_and_figures(
+    login_as: Callable[[Role | None], Client], news: Route
+) -> None:
+    hd = TranscodeProfile.objects.create(name="hd", video_bitrate_kbps=3000)
+    sd = TranscodeProfile.objects.create(name="sd", video_bitrate_kbps=800)
+    web = Output.objects.create(route=news, name="web", protocol="hls", profile=hd)
+    web.ladder.set([sd])
+    cdn = news.outputs.get(name="cdn")
+    figures = {
+        "encoder": "libx264 (software)", "fps": 24.96, "speed": 0.81, "frames": 900, "dropped_frames": 17,
+        "duplicated_frames": 3, "decode_errors": 0, "behind": True, "behind_reason": "speed 0.81x for 5 s",
+    }  # fmt: skip
+    publish_route_state(
+        news.pk,
+        RouteRuntime(
+            state="running",
+            outputs={
+                str(web.pk): {"state": "sending", "reason": "", "stats": {"transcode": figures}},
+                str(cdn.pk): {"state": "connected", "reason": "", "stats": {}},
+            },
+        ),
+    )
+
+    page = login_as(Role.VIEWER).get(f"/routes/{news.pk}/").content.decode()
+
+    def row(output: Output) -> str:
+        return page[page.index(f'data-output="{output.pk}"') :].split("</tr>")[0]
+
+    shown = " ".join(html.unescape(row(web)).split())
+    assert "hd · sd" in shown
+    assert "libx264 (software) · 25.0 fps · speed 0.81x · dropped 17 · duplicated 3" in shown
+    assert "behind realtime</span> speed 0.81x for 5 s" in shown
+    assert "passthrough" in row(cdn)
+    assert "data-transcode" not in row(cdn)

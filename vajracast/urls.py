@@ -11,6 +11,7 @@ urlpatterns = [
     re_path(r"^api/ready/?$", health.ready, name="ready"),
     path("api/v1/", include("routes.api.urls")),
     path("hls/<int:pk>/<str:name>", media_files.hls_file, name="hls-file"),
+    path("hls/<int:pk>/<str:variant>/<str:name>", media_files.hls_file, name="hls-variant-file"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -1,4 +1,8 @@
-"""Output kinds by protocol and mode. A new protocol is a new module and one row here."""
+"""Output kinds by protocol and mode. A new protocol is a new module and one row here.
+
+An output with renditions is wrapped in a TranscodingOutput, which re-encodes the stream and
+hands it to the output its protocol would have had anyway.
+"""
 
 from __future__ import annotations
 
@@ -26,4 +30,9 @@ KINDS: Kinds[Output] = Kinds(
 
 
 def build_output(config: EndpointConfig) -> Output:
+    if config.transcode:
+        # Imported here: the transcoding output is itself an Output, built on this package.
+        from media_engine.transcoder.output import TranscodingOutput
+
+        return TranscodingOutput(config, KINDS.build)
     return KINDS.build(config)

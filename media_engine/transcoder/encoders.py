@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import glob
 import io
-import logging
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -18,8 +17,6 @@ import av
 from av.codec.hwaccel import HWAccel
 
 from media_engine.remux import describe_error
-
-log = logging.getLogger(__name__)
 
 HARDWARE = ("vaapi", "qsv", "nvenc")
 # Hardware first: it costs a fraction of a CPU core per stream.
@@ -101,11 +98,7 @@ def _probe_one(kind: str) -> str:
 
 def probe() -> dict[str, str]:
     """Every encoder kind, mapped to "" when this node can run it or to the reason it cannot."""
-    found = {kind: _probe_one(kind) for kind in AUTO_ORDER}
-    for kind, reason in found.items():
-        if reason:
-            log.info("encoder %s unavailable: %s", kind, reason)
-    return found
+    return {kind: _probe_one(kind) for kind in AUTO_ORDER}
 
 
 @functools.cache

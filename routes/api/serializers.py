@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from routes.choices import OutputProtocol
 from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.models.endpoints import ladder_errors
 from routes.public import absolute_url, public_host
 
 
@@ -50,6 +51,8 @@ class ValidatedModelSerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         model_fields = {f.name: f for f in self.Meta.model._meta.concrete_fields}
         for name, field in fields.items():
+            if isinstance(field, serializers.ManyRelatedField):
+                _explain_field_errors(field.child_relation)
             model_field = model_fields.get(field.source or name)
             if model_field is None or field.read_only:
                 continue
@@ -136,13 +139,33 @@ class OutputSerializer(EndpointSerializer):
     player_url = serializers.SerializerMethodField(
         help_text="Where a player connects: SRT listener outputs, and HLS outputs' playlist."
     )
+    ladder = serializers.PrimaryKeyRelatedField(
+        many=True,
+        required=False,
+        queryset=TranscodeProfile.objects.all(),
+        help_text="HLS only: ids of the profiles encoded beside the transcode profile, for adaptive bitrate.",
+    )
 
     class Meta:
         model = Output
         fields = (
-            *EndpointSerializer.common_fields, "interface", "profile", "enabled", "ttl", "segment_s", "playlist_size",
-            "rotate_s", "keep_files", "keep_hours", "player_url",
+            *EndpointSerializer.common_fields, "interface", "profile", "ladder", "enabled", "ttl", "segment_s",
+            "playlist_size", "rotate_s", "keep_files", "keep_hours", "player_url",
         )  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A many-to-many relation is written after the row, so the model cannot check it: the
+        # ladder is checked here against the output it will belong to.
+        ladder = attrs.pop("ladder", None)
+        attrs = super().validate(attrs)
+        if ladder is None:
+            ladder = list(self.instance.ladder.all()) if self.instance is not None else []
+        else:
+            attrs["ladder"] = ladder
+        errors = ladder_errors(attrs["protocol"], attrs.get("profile"), ladder)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
     def get_player_url(self, obj: Output) -> str | None:
         if obj.protocol == OutputProtocol.HLS:
@@ -215,6 +238,24 @@ class StatusEndpointSerializer(serializers.Serializer):
     stats = serializers.DictField()
 
 
+class TranscodeStatusSerializer(serializers.Serializer):
+    encoder = serializers.CharField(help_text='The encoder in use, e.g. "libx264 (software)".')
+    fps = serializers.FloatField(help_text="Frames encoded per second.")
+    speed = serializers.FloatField(help_text="Encoding speed relative to realtime; below 1 it falls behind.")
+    frames = serializers.IntegerField()
+    dropped_frames = serializers.IntegerField()
+    duplicated_frames = serializers.IntegerField()
+    decode_errors = serializers.IntegerField()
+    behind = serializers.BooleanField(help_text="Whether the transcoder cannot keep up with realtime.")
+    behind_reason = serializers.CharField()
+
+
+class StatusOutputSerializer(StatusEndpointSerializer):
+    transcode = TranscodeStatusSerializer(
+        allow_null=True, help_text="A transcoding output's encoder and its figures; null when it passes through."
+    )
+
+
 class StatusInputSerializer(StatusEndpointSerializer):
     priority = serializers.IntegerField()
     active = serializers.BooleanField()
@@ -239,5 +280,5 @@ class RouteStatusSerializer(serializers.Serializer):
     switches = serializers.IntegerField(help_text="Input switches since the pipeline started.")
     last_switch = serializers.DictField(allow_null=True)
     inputs = StatusInputSerializer(many=True)
-    outputs = StatusEndpointSerializer(many=True)
+    outputs = StatusOutputSerializer(many=True)
     updated_at = serializers.DateTimeField(allow_null=True)

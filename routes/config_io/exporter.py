@@ -37,7 +37,7 @@ def export_document(include_secrets: bool = False) -> Export:
     profiles = {p.name: _fields(p) for p in sorted(TranscodeProfile.objects.all(), key=lambda p: p.name)}
     routes: dict[str, Any] = {}
     queryset = Route.objects.select_related("pinned_input", "pinned_node").prefetch_related(
-        "inputs", "outputs__profile"
+        "inputs", "outputs__profile", "outputs__ladder"
     )
     for route in sorted(queryset, key=lambda r: r.name):
         entry = _fields(route)

@@ -19,6 +19,7 @@ from routes import control
 from routes.config_io.reading import ConfigError, RouteSpec, read_document, show, typed
 from routes.config_io.schema import ENDPOINT_KINDS, FIELDS, SECRET_FIELDS, file_value, label
 from routes.models import Input, Output, Route, TranscodeProfile
+from routes.models.endpoints import ladder_errors
 
 # Applied once the route's inputs exist, through the same operator actions as the API and the UI.
 DESIRED_STATE = ("enabled", "pinned_input")
@@ -60,6 +61,8 @@ class _Pending:
     before: dict[str, Any] | None
     original: dict[str, Any] = field(default_factory=dict)  # what parking overwrites
     parked: bool = False
+    # Many-to-many relations (an output's ladder), written once the row is saved.
+    relations: dict[str, list[models.Model]] = field(default_factory=dict)
 
 
 def import_document(
@@ -141,15 +144,24 @@ class _Importer:
             self._desired_state(route, before, spec)
         return [change for changes in self.changes.values() for change in changes if change is not None]
 
-    def _assign(self, obj: models.Model, values: dict[str, Any], what: str, skip: tuple[str, ...] = ()) -> None:
+    def _assign(
+        self, obj: models.Model, values: dict[str, Any], what: str, skip: tuple[str, ...] = ()
+    ) -> dict[str, list[models.Model]]:
+        """Set the file's values on ``obj``; returns its many-to-many relations, which can only be
+        written once it is saved."""
         errors = []
+        relations: dict[str, list[models.Model]] = {}
         for name in FIELDS[type(obj)]:
             if name in skip:
                 continue
             model_field = obj._meta.get_field(name)
-            raw = values[name] if name in values else model_field.get_default()
+            default = [] if model_field.many_to_many else model_field.get_default()
+            raw = values.get(name, default)
             try:
-                if name in SECRET_FIELDS:
+                if model_field.many_to_many:
+                    names = typed(model_field, raw, what)
+                    relations[name] = [self._related(model_field, item, what) for item in names]
+                elif name in SECRET_FIELDS:
                     secret = self._secret(obj, name, raw, what)
                     if secret is not _KEEP:
                         setattr(obj, name, secret)
@@ -161,6 +173,7 @@ class _Importer:
                 errors += error.lines
         if errors:
             raise ConfigError(errors)
+        return relations
 
     def _secret(self, obj: models.Model, name: str, raw: Any, what: str) -> Any:
         if raw is None:
@@ -187,12 +200,21 @@ class _Importer:
             raise ConfigError([f'{what} / {model_field.name}: there is no {kind} named "{name}".'])
         return related
 
-    def _record(self, obj: models.Model, what: str, before: dict[str, Any] | None, route: str | None = None) -> bool:
+    def _record(
+        self,
+        obj: models.Model,
+        what: str,
+        before: dict[str, Any] | None,
+        route: str | None = None,
+        relations: dict[str, list[models.Model]] | None = None,
+    ) -> bool:
         """Note what changed; returns whether the object needs saving."""
         if before is None:
             self.changes[route].append(Change("created", what))
             return True
-        details = _diff(before, _snapshot(obj))
+        after = _snapshot(obj)
+        after.update({name: sorted(o.name for o in objs) for name, objs in (relations or {}).items()})
+        details = _diff(before, after)
         if details:
             self.changes[route].append(Change("updated", what, details))
         return bool(details)
@@ -233,8 +255,8 @@ class _Importer:
             obj = existing.get(name) or model(route=route, name=name)
             before = None if obj.pk is None else _snapshot(obj)
             original = {"port": obj.port, "priority": obj.priority} if isinstance(obj, Input) else {"port": obj.port}
-            self._assign(obj, values, what)
-            pending.append(_Pending(obj, what, before, original))
+            relations = self._assign(obj, values, what)
+            pending.append(_Pending(obj, what, before, original, relations=relations))
         return pending
 
     def _park(self, pending: list[_Pending]) -> None:
@@ -254,8 +276,14 @@ class _Importer:
 
     def _save_endpoint(self, item: _Pending) -> None:
         _clean(item.obj, item.what)
-        if self._record(item.obj, item.what, item.before, item.obj.route.name):
+        if isinstance(item.obj, Output) and "ladder" in item.relations:
+            errors = ladder_errors(item.obj.protocol, item.obj.profile, item.relations["ladder"])
+            if errors:
+                raise ConfigError([f"{item.what} / {name}: {message}" for name, message in errors.items()])
+        if self._record(item.obj, item.what, item.before, item.obj.route.name, item.relations):
             item.obj.save()
+            for name, related in item.relations.items():
+                getattr(item.obj, name).set(related)
         elif item.parked:
             # Changed in the file's spelling only (full_clean filled in the same values): put the
             # row back as it was without a save, which would restart the pipeline for nothing.

@@ -87,6 +87,12 @@ def read_document(document: Any) -> tuple[dict[str, dict[str, Any]], dict[str, R
 
 def typed(model_field: models.Field, value: Any, what: str) -> Any:
     """Refuse what the model would silently coerce: a list turned into text, 9000.5 into 9000."""
+    if model_field.many_to_many:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError([f"{what} / {model_field.name}: expected a list of names, got {show(str(value))}."])
+        return value
     if value is None:
         if model_field.null:
             return None

@@ -29,7 +29,8 @@ ENDPOINT_FIELDS = (
 )  # fmt: skip
 INPUT_FIELDS = ("priority", *ENDPOINT_FIELDS, "source_address", "timeout_ms", "min_bitrate_kbps")
 OUTPUT_FIELDS = (
-    "enabled", *ENDPOINT_FIELDS, "profile", "ttl", "segment_s", "playlist_size", "rotate_s", "keep_files", "keep_hours",
+    "enabled", *ENDPOINT_FIELDS, "profile", "ladder", "ttl", "segment_s", "playlist_size", "rotate_s", "keep_files",
+    "keep_hours",
 )  # fmt: skip
 SECRET_FIELDS = ("passphrase", "stream_key")
 
@@ -52,6 +53,8 @@ class SecretRef:
 def file_value(obj: models.Model, name: str) -> Any:
     """A field's value as the file writes it: related objects by name, choices as plain values."""
     field = obj._meta.get_field(name)
+    if field.many_to_many:
+        return sorted(related.name for related in getattr(obj, name).all()) if obj.pk is not None else []
     if field.is_relation:
         related = getattr(obj, name)
         return None if related is None else related.name

@@ -11,9 +11,12 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.signals import m2m_changed
+from django.dispatch import receiver
 
 from media_engine.outputs.recording import file_prefix, list_recordings
 from routes.choices import InputProtocol, OutputProtocol, PbKeyLen, SrtMode
+from routes.models.profile import TranscodeProfile
 from routes.models.route import Route
 from routes.validators import (
     SRT_STREAMID_MAX,
@@ -30,6 +33,8 @@ from routes.validators import (
 )
 
 MEDIA_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(?:ts|m3u8)")
+# An HLS rendition's own folder inside its output's directory; the engine names them so.
+VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 RTMP_DEFAULT_PORT = 1935
 RTMP_APP = "live"
 
@@ -312,6 +317,13 @@ class Output(Endpoint):
         related_name="outputs",
         help_text="Empty: pass the stream through untouched.",
     )
+    ladder = models.ManyToManyField(
+        "routes.TranscodeProfile",
+        verbose_name="ABR ladder",
+        blank=True,
+        related_name="ladder_outputs",
+        help_text="HLS only: more renditions beside the transcode profile, for players to switch between.",
+    )
     enabled = models.BooleanField(default=True)
     ttl = models.PositiveSmallIntegerField(
         "UDP TTL",
@@ -368,11 +380,23 @@ class Output(Endpoint):
             self._directory_errors(errors, "A recording")
         if self.ttl is not None and self.protocol != OutputProtocol.UDP:
             errors["ttl"] = "Only UDP outputs take a TTL."
+        if self.profile is not None and self.profile.encodes_only_audio:
+            errors["profile"] = _audio_only(self.profile)
         self._check_name_unique(errors)
         if self.binds_port:
             self._check_listener_conflict(errors)
         if errors:
             raise ValidationError(errors)
+
+    def renditions(self) -> list[TranscodeProfile]:
+        """The profiles this output encodes, main profile first, then its ladder from the highest
+        bitrate down (the order players list variants in). Empty: it passes the stream through."""
+        if self.profile is None or self.profile.passes_through or self.profile.encodes_only_audio:
+            return []
+        if self.protocol != OutputProtocol.HLS:
+            return [self.profile]
+        ladder = sorted(self.ladder.all(), key=lambda p: (-(p.video_bitrate_kbps or 0), -(p.height or 0), p.name))
+        return [self.profile, *(p for p in ladder if p.pk != self.profile_id and p.encodes_video)]
 
     def media_directory(self) -> Path | None:
         """Where an HLS or recording output writes: its own URL (a path), else its own folder in the
@@ -391,13 +415,21 @@ class Output(Endpoint):
             return []
         return list_recordings(directory, prefix=file_prefix(self.name))
 
-    def media_file(self, name: str) -> Path | None:
-        """A file this HLS or recording output wrote, by its bare name; None for anything else, so a
-        crafted name can never reach outside the output's directory."""
+    def media_file(self, name: str, variant: str | None = None) -> Path | None:
+        """A file this HLS or recording output wrote, by its bare name (and for an HLS rendition, its
+        folder's name); None for anything else, so a crafted name can never reach outside the
+        output's directory."""
         directory = self.media_directory()
         if directory is None or not MEDIA_FILE_NAME.fullmatch(name):
             return None
         path = directory / name
+        if variant is not None:
+            if self.protocol != OutputProtocol.HLS or not VARIANT_NAME.fullmatch(variant):
+                return None
+            path = directory / variant / name
+            # Nothing but the engine writes there; a link out of the directory is not followed.
+            if not path.resolve().is_relative_to(directory.resolve()):
+                return None
         return path if path.is_file() else None
 
     def player_url(self, public_host: str) -> str | None:
@@ -406,3 +438,56 @@ class Output(Endpoint):
             return None
         query = f"?streamid={quote(self.streamid, safe='')}" if self.streamid else ""
         return f"srt://{_url_host(public_host)}:{self.port}{query}"
+
+
+def _audio_only(profile: TranscodeProfile) -> str:
+    return (
+        f'Profile "{profile.name}" re-encodes only the audio, which is not supported yet: choose a profile '
+        "that encodes the video too, or one that copies both."
+    )
+
+
+def ladder_errors(protocol: str, profile: TranscodeProfile | None, ladder: list[TranscodeProfile]) -> dict[str, str]:
+    """What is wrong with an output's ABR ladder, by field; shared by the API and the admin, which
+    see the ladder before it is saved (a many-to-many relation is written after the output)."""
+    if not ladder:
+        return {}
+    if protocol != OutputProtocol.HLS:
+        return {"ladder": "Only HLS outputs take an ABR ladder; remove its profiles or choose the hls protocol."}
+    if profile is None:
+        return {"ladder": "An ABR ladder adds renditions beside the transcode profile: choose that profile first."}
+    if not profile.encodes_video:
+        return {
+            "profile": f'Profile "{profile.name}" copies the video, but with an ABR ladder the transcode profile '
+            "is one of the renditions and must encode it (h264 or hevc)."
+        }
+    seen: set[int] = set()
+    for rung in ladder:
+        if rung.pk == profile.pk:
+            return {
+                "ladder": f'Profile "{rung.name}" is already this output\'s transcode profile; the ladder lists '
+                "the other renditions."
+            }
+        if rung.pk in seen:
+            return {"ladder": f'Profile "{rung.name}" is listed twice; each rendition needs its own profile.'}
+        seen.add(rung.pk)
+        if not rung.encodes_video:
+            return {
+                "ladder": f'Profile "{rung.name}" copies the video; every rendition of a ladder must encode it '
+                "(h264 or hevc)."
+            }
+    return {}
+
+
+@receiver(m2m_changed, sender=Output.ladder.through)
+def _ladder_changed(sender: type, instance: models.Model, action: str, reverse: bool, **kwargs: Any) -> None:
+    """A changed ladder restarts the route's pipeline, like any other change to the output."""
+    if isinstance(instance, Output):
+        if action in ("post_add", "post_remove", "post_clear"):
+            _config_changed({instance.route_id})
+        return
+    # From the profile's side (profile.ladder_outputs): the outputs are named by pk, or all of them on clear.
+    if action in ("post_add", "post_remove"):
+        _config_changed(set(Output.objects.filter(pk__in=kwargs["pk_set"]).values_list("route_id", flat=True)))
+    elif action == "pre_clear":
+        _config_changed(set(instance.ladder_outputs.values_list("route_id", flat=True)))  # type: ignore[attr-defined]

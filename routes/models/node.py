@@ -17,7 +17,12 @@ class Node(models.Model):
     public_address = models.CharField(max_length=255, blank=True, help_text="Where encoders reach this node.")
     port_min = models.PositiveIntegerField(default=9000, validators=port_validators)
     port_max = models.PositiveIntegerField(default=9100, validators=port_validators)
-    capabilities = models.JSONField(default=list, blank=True, help_text="Encoders found on this node.")
+    capabilities = models.JSONField(
+        default=list, blank=True, help_text="Video encoders this node can run, best first (probed at worker start)."
+    )
+    encoder_problems = models.JSONField(
+        default=dict, blank=True, help_text="Why each encoder this node lacks could not be used, by encoder."
+    )
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=10, choices=NodeState.choices, default=NodeState.OFFLINE)
     max_routes = models.PositiveIntegerField(default=64, help_text="How many routes this node runs at most.")

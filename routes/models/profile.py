@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from routes.choices import AudioCodec, Encoder, Preset, VideoCodec
+from routes.models.route import Route
 
 
 def _range(low: int, high: int, what: str) -> list:
@@ -43,6 +46,45 @@ class TranscodeProfile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self._restart_users()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        # Outputs protect their main profile; a ladder loses the rendition, which its route must pick up.
+        users = set(self._users().values_list("pk", flat=True))
+        deleted = super().delete(*args, **kwargs)
+        Route.objects.filter(pk__in=users).update(config_version=models.F("config_version") + 1)
+        return deleted
+
+    def _users(self) -> models.QuerySet[Route]:
+        """Routes with an output that renders this profile, as its main profile or in its ladder."""
+        return Route.objects.filter(models.Q(outputs__profile=self) | models.Q(outputs__ladder=self)).distinct()
+
+    def _restart_users(self) -> None:
+        """Running pipelines of the routes using this profile restart with the new settings."""
+        Route.objects.filter(pk__in=self._users().values("pk")).update(config_version=models.F("config_version") + 1)
+
+    @property
+    def encodes_video(self) -> bool:
+        return self.video_codec != VideoCodec.COPY
+
+    @property
+    def passes_through(self) -> bool:
+        """Copies both video and audio: the output relays the stream untouched."""
+        return not self.encodes_video and self.audio_codec == AudioCodec.COPY
+
+    @property
+    def encodes_only_audio(self) -> bool:
+        return not self.encodes_video and self.audio_codec != AudioCodec.COPY
+
+    @property
+    def required_encoder(self) -> str | None:
+        """The encoder kind a node must have to render this profile; None when any node can."""
+        if not self.encodes_video or self.encoder == Encoder.AUTO:
+            return None
+        return self.encoder
 
     def clean(self) -> None:
         errors: dict[str, str] = {}

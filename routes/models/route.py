@@ -70,7 +70,7 @@ class Route(models.Model):
         editable=False,
         help_text="Where the route is placed now.",
     )
-    placement_problem = models.CharField(max_length=300, blank=True, editable=False)
+    placement_problem = models.CharField(max_length=1000, blank=True, editable=False)
     config_version = models.PositiveIntegerField(
         default=1, editable=False, help_text="Grows with every change a running pipeline must pick up."
     )

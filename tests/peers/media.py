@@ -207,3 +207,52 @@ def ffmpeg_rtmp_encoder(
         env=environment(),
         name=f"ffmpeg rtmp encoder {pattern}",
     )  # fmt: skip
+
+
+def make_av_ts(
+    path: Path, *, seconds: int, size: str = "1920x1080", rate: int = 30, bitrate: str = "6M", tone_hz: int = 1000
+) -> Path:
+    """An MPEG-TS of H.264 (GOP of one second) and 48 kHz AAC, of any size and frame rate: a
+    contribution feed for a transcoder to work on."""
+    subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
+            "-f", "lavfi", "-i", f"sine=frequency={tone_hz}:sample_rate=48000",
+            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(rate), "-b:v", bitrate,
+            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "mpegts", str(path),
+        ],
+        check=True,
+        timeout=180,
+    )  # fmt: skip
+    return path
+
+
+# Where ``ffmpeg_flash_encoder`` draws its flash (a white box) on its 320x240 picture, and a patch
+# of plain background that tells the encoders apart.
+FLASH_BOX = (0, 0, 160, 120)  # x, y, width, height
+BACKGROUND_PATCH = (200, 160, 100, 60)
+
+
+def ffmpeg_flash_encoder(url: str, *, tsid: int, background: str = "black", ts_offset_s: float = 0) -> RunningProcess:
+    """A live encoder whose picture flashes white and whose sound beeps at the same instants: for
+    the first 100 ms of every second of its own clock. ``ts_offset_s`` moves its timestamps, as an
+    encoder started at another time of day would have them. Picture 320x240 at 25 fps, sound
+    48 kHz in 10 ms frames, so both switch on exactly at the second."""
+    x, y, width, height = FLASH_BOX
+    picture = (
+        f"color=c={background}:size=320x240:rate=25,"
+        f"drawbox=x={x}:y={y}:w={width}:h={height}:color=white:t=fill:enable='lt(mod(t,1),0.1)'"
+    )
+    sound = "sine=frequency=1000:sample_rate=48000:samples_per_frame=480,volume=0:enable='gte(mod(t,1),0.1)'"
+    return start_process(
+        ["ffmpeg", "-nostdin", "-loglevel", "warning", "-re",
+         "-f", "lavfi", "-i", picture,
+         "-re", "-f", "lavfi", "-i", sound,
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
+         "-b:v", "500k", "-c:a", "aac", "-b:a", "64k", "-output_ts_offset", str(ts_offset_s),
+         "-f", "mpegts", "-mpegts_transport_stream_id", str(tsid), "-mpegts_service_id", str(tsid),
+         "-pes_payload_size", "0", "-flush_packets", "1", url],
+        env=environment(),
+        name=f"ffmpeg flash encoder {tsid}",
+    )  # fmt: skip

@@ -94,6 +94,8 @@ def dump_database() -> dict[str, Any]:
                 continue
             value = getattr(obj, field.name)
             values[field.name] = value.name if isinstance(value, models.Model) else value
+        for field in obj._meta.many_to_many:
+            values[field.name] = sorted(related.name for related in getattr(obj, field.name).all())
         return values
 
     return {
@@ -256,9 +258,8 @@ def test_export_is_keyed_by_name_with_every_setting(setup: dict[str, Any]) -> No
 
 def test_export_lists_every_editable_model_field() -> None:
     for model, exported in FIELDS.items():
-        editable = {
-            f.name for f in model._meta.concrete_fields if f.editable and not f.primary_key and f.name != "route"
-        }
+        fields = [*model._meta.concrete_fields, *model._meta.many_to_many]
+        editable = {f.name for f in fields if f.editable and not f.primary_key and f.name != "route"}
         assert editable - {"name"} == set(exported), f"{model.__name__} fields the routes file does not carry"
 
 
@@ -471,6 +472,21 @@ def test_validation_error_rolls_back_the_whole_import(setup: dict[str, Any], tmp
             id="unknown-profile",
         ),
         pytest.param(
+            lambda d: d["routes"]["news"]["outputs"]["cdn"].update(ladder=["uhd"]),
+            'route "news" / output "cdn" / ladder: there is no transcode profile named "uhd".',
+            id="unknown-ladder-profile",
+        ),
+        pytest.param(
+            lambda d: d["routes"]["news"]["outputs"]["cdn"].update(ladder="hd"),
+            'route "news" / output "cdn" / ladder: expected a list of names, got "hd".',
+            id="ladder-not-a-list",
+        ),
+        pytest.param(
+            lambda d: d["routes"]["news"]["outputs"]["cdn"].update(ladder=["passthrough-audio"]),
+            'route "news" / output "cdn" / ladder: Only HLS outputs take an ABR ladder',
+            id="ladder-not-hls",
+        ),
+        pytest.param(
             lambda d: d["routes"]["sport"]["inputs"]["file"].update(priority=1),
             'route "sport" / input "file" / priority: Input "cam" of this route already has priority 1',
             id="priority-taken",
@@ -532,3 +548,42 @@ def test_swapped_priorities_and_moved_ports_are_checked_against_the_result(
         ("extra", 3),
     ]
     assert Input.objects.get(name="cam").port == 5006
+
+
+@pytest.fixture
+def ladder(setup: dict[str, Any]) -> Output:
+    """An HLS output of "news" rendering "hd" and, beside it, two smaller profiles."""
+    sd = _saved(TranscodeProfile(name="sd", width=640, height=360, video_bitrate_kbps=800))
+    low = _saved(TranscodeProfile(name="low", width=426, height=240, video_bitrate_kbps=400))
+    hd = TranscodeProfile.objects.get(name="hd")
+    web = _saved(Output(route=setup["news"], name="web", protocol="hls", profile=hd))
+    web.ladder.set([sd, low])
+    return web
+
+
+def test_a_ladder_round_trips_by_profile_names(ladder: Output, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = dump_database()
+    path = export_file(tmp_path)
+    outputs = yaml.safe_load(path.read_text())["routes"]["news"]["outputs"]
+    assert (outputs["web"]["ladder"], outputs["cdn"]["ladder"]) == (["low", "sd"], [])
+    set_secret_variables(path, monkeypatch)
+    wipe()
+
+    run("import_routes", str(path))
+
+    assert dump_database() == before
+    with CaptureQueriesContext(connection) as queries:
+        assert run("import_routes", str(path))[0].startswith("0 changed")
+    assert writes(queries) == [], "an unchanged ladder writes nothing"
+
+
+def test_an_edited_ladder_is_reported_and_restarts_its_route(ladder: Output, tmp_path: Path) -> None:
+    path = export_file(tmp_path)
+    edit(path, lambda d: d["routes"]["news"]["outputs"]["web"].update(ladder=["sd"]))
+    version = Route.objects.get(name="news").config_version
+
+    out, _ = run("import_routes", str(path))
+
+    assert out.splitlines()[0] == 'updated route "news" / output "web": ladder ["low", "sd"] -> ["sd"]'
+    assert [p.name for p in Output.objects.get(pk=ladder.pk).ladder.all()] == ["sd"]
+    assert Route.objects.get(name="news").config_version > version

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from media_engine.config import TranscodeSettings
 from media_engine.inputs import build_input
 from media_engine.outputs import build_output
-from routes.engine_config import relay_config
-from routes.models import Input, Output, Route
+from routes.engine_config import relay_config, transcode_settings
+from routes.models import Input, Output, Route, TranscodeProfile
+from routes.models.endpoints import VARIANT_NAME
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +53,61 @@ def test_each_kind_gets_its_own_settings_and_builds(settings: object, tmp_path: 
     for endpoint in (outputs["plant"], outputs["youtube"], outputs["web"]):
         build_output(endpoint)
     assert archive.media_directory() == Path("/srv/rec")
+
+
+def test_an_outputs_profile_and_ladder_become_renditions_in_bits_per_second(settings: object, tmp_path: Path) -> None:
+    settings.DATA_DIR = tmp_path  # type: ignore[attr-defined]
+    route = Route.objects.create(name="news")
+    Input.objects.create(route=route, name="cam", priority=1, protocol="srt", port=9001)
+    top = TranscodeProfile.objects.create(
+        name="1080p50", encoder="vaapi", width=1920, height=1080, fps=50, video_bitrate_kbps=6000, gop=100,
+        preset="fast", audio_codec="aac", audio_bitrate_kbps=128,
+    )  # fmt: skip
+    low = TranscodeProfile.objects.create(name="Low 360p_25", height=360, video_bitrate_kbps=800, fps=25)
+    mid = TranscodeProfile.objects.create(name="720p", video_codec="hevc", height=720, video_bitrate_kbps=3000)
+    web = Output.objects.create(route=route, name="web", protocol="hls", profile=top)
+    web.ladder.set([low, mid])
+    Output.objects.create(route=route, name="plant", protocol="udp", host="239.2.2.2", port=5001, profile=mid)
+    copy = TranscodeProfile.objects.create(name="copy", video_codec="copy")
+    Output.objects.create(route=route, name="relay", protocol="udp", host="239.2.2.3", port=5002, profile=copy)
+    Output.objects.create(route=route, name="plain", protocol="udp", host="239.2.2.4", port=5003)
+    # Refused by validation (re-encoding only the audio is not supported yet); passed through if present.
+    aac = TranscodeProfile.objects.create(name="aac", video_codec="copy", audio_codec="aac", audio_bitrate_kbps=96)
+    Output.objects.create(route=route, name="radio", protocol="udp", host="239.2.2.5", port=5004, profile=aac)
+
+    outputs = {o.name: o for o in relay_config(Route.objects.get(pk=route.pk)).outputs}
+
+    assert outputs["web"].transcode == (
+        TranscodeSettings(
+            name="1080p50",
+            video_codec="h264",
+            encoder="vaapi",
+            width=1920,
+            height=1080,
+            fps=50,
+            video_bitrate_bps=6_000_000,
+            gop=100,
+            preset="fast",
+            audio_codec="aac",
+            audio_bitrate_bps=128_000,
+        ),
+        TranscodeSettings(name="720p", video_codec="hevc", height=720, video_bitrate_bps=3_000_000),
+        TranscodeSettings(name="low-360p-25", height=360, fps=25, video_bitrate_bps=800_000),
+    ), "the main profile first, then the ladder from the highest bitrate down"
+    assert outputs["plant"].transcode == (outputs["web"].transcode[1],), "one rendition outside HLS"
+    for passthrough in ("relay", "plain", "radio"):
+        assert outputs[passthrough].transcode == (), passthrough
+
+
+def test_rendition_names_are_folder_names_unique_within_the_output(db: None) -> None:
+    route = Route.objects.create(name="news")
+    main = TranscodeProfile.objects.create(name="HD", video_bitrate_kbps=3000)
+    same = TranscodeProfile.objects.create(name="hd!", video_bitrate_kbps=2000)
+    unnamed = TranscodeProfile.objects.create(name="日本", video_bitrate_kbps=1000)
+    web = Output.objects.create(route=route, name="web", protocol="hls", profile=main)
+    web.ladder.set([same, unnamed])
+
+    names = [rendition.name for rendition in transcode_settings(Output.objects.get(pk=web.pk))]
+
+    assert names == ["hd", f"hd-{same.pk}", f"profile-{unnamed.pk}"]
+    assert all(VARIANT_NAME.fullmatch(name) for name in names)

@@ -7,6 +7,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 from django.contrib.auth.models import AbstractUser
@@ -135,3 +136,55 @@ def test_an_hls_output_has_a_player_page_and_its_url_in_the_api(
     output = api_client_for(Role.VIEWER).get(f"/api/v1/outputs/{hls.pk}/").json()
     assert output["player_url"].endswith(f"/hls/{hls.pk}/index.m3u8")
     assert output["segment_s"] == 1
+
+
+@pytest.fixture
+def ladder(tmp_path: Path, settings: object) -> Output:
+    """An HLS output's directory as a ladder leaves it: a master playlist and one folder per rendition."""
+    settings.DATA_DIR = tmp_path / "data"  # type: ignore[attr-defined]
+    output = Output.objects.create(route=Route.objects.create(name="abr"), name="web", protocol="hls")
+    top = output.media_directory()
+    assert top is not None
+    (top / "360p").mkdir(parents=True)
+    (top / "index.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360\n360p/index.m3u8\n")
+    (top / "360p" / "index.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nsegment-00001.ts\n")
+    (top / "360p" / "segment-00001.ts").write_bytes(b"G" + bytes(187))
+    # What a crafted path would be after: files beside and above the output's directory.
+    (top.parent / "secret.ts").write_bytes(b"not yours")
+    (tmp_path / "data" / "index.m3u8").write_text("not yours either")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "index.m3u8").write_text("outside")
+    (top / "escape").symlink_to(outside)
+    return output
+
+
+def test_a_renditions_playlist_and_segments_are_served_where_the_master_playlist_points(ladder: Output) -> None:
+    base = f"/hls/{ladder.pk}/index.m3u8"
+    master = Client().get(base)
+    assert master.status_code == 200
+    variant = [line for line in b"".join(master.streaming_content).decode().splitlines() if line.endswith(".m3u8")]
+
+    playlist = Client().get(urljoin(base, variant[0]))
+
+    assert playlist.status_code == 200
+    assert playlist["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert playlist["Cache-Control"] == "no-cache"
+    segment_name = b"".join(playlist.streaming_content).decode().splitlines()[-1]
+    segment = Client().get(urljoin(urljoin(base, variant[0]), segment_name))
+    assert segment.status_code == 200
+    assert segment["Content-Type"] == "video/mp2t"
+    assert b"".join(segment.streaming_content) == b"G" + bytes(187)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../secret.ts", "%2e%2e/secret.ts", "..%2fsecret.ts", "..%2f..%2findex.m3u8", "360p/../index.m3u8",
+        "360p/..%2f..%2fsecret.ts", ".360p/index.m3u8", "360P/index.m3u8", "-360p/index.m3u8", "360_p/index.m3u8",
+        "360p/.hidden.ts", "360p/segment-00001.mp4", "nope/index.m3u8", "escape/index.m3u8", "360p%00/index.m3u8",
+        f"{'a' * 65}/index.m3u8",
+    ],
+)  # fmt: skip
+def test_nothing_outside_a_renditions_folder_is_served(ladder: Output, path: str) -> None:
+    assert Client().get(f"/hls/{ladder.pk}/{path}").status_code == 404

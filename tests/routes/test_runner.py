@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
 
 import pytest
 
 from routes.choices import EventKind
-from routes.models import Input, Output, Route, RouteEvent, RouteLease
+from routes.models import Input, Node, Output, Route, RouteEvent, RouteLease, TranscodeProfile
 from routes.runner import RouteRunner, RunnerTiming
-from routes.runtime import route_state
+from routes.runtime import RouteRuntime, route_state
 from tests.peers.media import free_udp_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,4 +73,82 @@ def test_disabling_the_route_stops_the_runner_and_frees_the_lease() -> None:
         Route.objects.filter(pk=route.pk).update(enabled=False)
         thread.join(timeout=10)
     assert result == ["stopped"]
+    assert not RouteLease.held().filter(route=route).exists()
+
+
+class SnapshotRelay:
+    """Stands in for a relay: hands the runner one snapshot per publish, as a test sets them."""
+
+    def __init__(self) -> None:
+        self.outputs: list[dict[str, Any]] = []
+
+    def snapshot(self) -> dict[str, Any]:
+        switcher = {"active": None, "active_priority": None, "on_slate": False, "switches": 0, "last_switch": None}
+        return {"switcher": {**switcher, "health": {}}, "inputs": [], "outputs": self.outputs}
+
+
+def _output(output: Output, behind: bool | None, reason: str = "") -> dict[str, Any]:
+    snapshot: dict[str, Any] = {"id": str(output.pk), "name": output.name, "state": "sending", "reason": ""}
+    if behind is not None:
+        snapshot["transcode"] = {
+            "encoder": "libx264 (software)", "fps": 19.5, "speed": 0.78 if behind else 1.0, "frames": 500,
+            "dropped_frames": 40 if behind else 0, "duplicated_frames": 0, "decode_errors": 0, "behind": behind,
+            "behind_reason": reason,
+        }  # fmt: skip
+    return snapshot
+
+
+def test_a_transcoder_falling_behind_and_catching_up_becomes_events() -> None:
+    route = enabled_route("news")
+    scaled = Output.objects.create(route=route, name="scaled", protocol="udp", host="198.51.100.1", port=5000)
+    plain = route.outputs.get(name="play")
+    runner = RouteRunner(route.pk, "alpha", threading.Event(), FAST)
+    relay = SnapshotRelay()
+    runner.relay = relay  # type: ignore[assignment]
+    slow = "speed 0.78x for 5 s: the encoder cannot keep up"
+
+    def publish(behind: bool | None) -> RouteRuntime:
+        relay.outputs = [_output(scaled, behind, slow if behind else ""), _output(plain, None)]
+        return runner._runtime("running", "")
+
+    def kinds() -> list[str]:
+        return list(RouteEvent.objects.filter(route=route).order_by("id").values_list("kind", flat=True))
+
+    runtime = publish(False)
+    assert kinds() == [], "keeping up from the start is no news"
+    assert runtime.outputs[str(scaled.pk)]["stats"]["transcode"]["encoder"] == "libx264 (software)"
+    assert "transcode" not in runtime.outputs[str(plain.pk)]["stats"]
+
+    runtime = publish(True)
+    assert kinds() == [EventKind.TRANSCODER_BEHIND]
+    behind = RouteEvent.objects.get(route=route, kind=EventKind.TRANSCODER_BEHIND)
+    assert behind.message == f'output "scaled": transcoder behind realtime: {slow}'
+    assert behind.data == {"output": scaled.pk, "reason": slow, "encoder": "libx264 (software)", "speed": 0.78}
+    assert runtime.outputs[str(scaled.pk)]["stats"]["transcode"]["behind"] is True
+
+    publish(True)
+    assert kinds() == [EventKind.TRANSCODER_BEHIND], "still behind: one event, not one a second"
+
+    publish(False)
+    assert kinds() == [EventKind.TRANSCODER_BEHIND, EventKind.TRANSCODER_OK]
+    caught_up = RouteEvent.objects.get(route=route, kind=EventKind.TRANSCODER_OK)
+    assert caught_up.message == 'output "scaled": transcoder caught up'
+    assert caught_up.data["output"] == scaled.pk
+
+
+def test_a_node_without_the_encoder_an_output_asks_for_does_not_run_it() -> None:
+    route = enabled_route("news")
+    hd = TranscodeProfile.objects.create(name="hd-qsv", encoder="qsv", video_bitrate_kbps=3000)
+    route.outputs.update(profile=hd)
+    Node.objects.create(name="alpha", capabilities=["software"])
+
+    why = RouteRunner(route.pk, "alpha", threading.Event(), FAST).run()
+
+    assert why == "failed"
+    event = RouteEvent.objects.get(route=route, kind=EventKind.ERROR)
+    assert event.message == (
+        'could not start: needs the Intel QSV encoder (profile "hd-qsv" on output "play"), which node "alpha" '
+        "lacks (it has software (x264/x265))"
+    )
+    assert route_state(route.pk).state == "failed"
     assert not RouteLease.held().filter(route=route).exists()
