@@ -15,6 +15,7 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import pytest
 
 from media_engine.config import EndpointConfig, TranscodeSettings
@@ -25,6 +26,7 @@ from media_engine.transcoder.encoders import EncoderUnavailable
 from media_engine.transcoder.feed import MessageQueue
 from media_engine.transcoder.framerate import FrameRateMapper
 from media_engine.transcoder.output import TranscodingOutput
+from media_engine.transcoder.scaler import Scaler
 from media_engine.transcoder.stats import SNAPSHOT_KEYS, Behind
 from tests.media_engine.conftest import srt_endpoint
 from tests.peers import av_check, ts_check
@@ -385,3 +387,15 @@ def test_ladder_directories_are_safe_and_unique() -> None:
         [TranscodeSettings("720p HD"), TranscodeSettings("720p/HD"), TranscodeSettings("../"), TranscodeSettings("Low")]
     )
     assert names == ["720p-hd", "720p-hd-2", "rendition-3", "low"]
+
+
+def test_the_scaler_follows_a_source_that_changes_size_and_format_at_a_switch() -> None:
+    scaler = Scaler(320, 180, "yuv420p")
+    pictures = [
+        av.VideoFrame(1920, 1080, "yuv420p"),
+        av.VideoFrame(720, 576, "yuv422p"),
+        av.VideoFrame(720, 576, "yuv422p"),
+    ]
+    scaled = [scaler(picture) for picture in pictures]
+    assert [(frame.width, frame.height, frame.format.name) for frame in scaled] == [(320, 180, "yuv420p")] * 3
+    assert scaler.rebuilds == 1
