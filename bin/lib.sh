@@ -15,9 +15,10 @@ VC_MIN_PYTHON="3.11"
 VC_RUNTIME_PACKAGES=(ffmpeg libsrt1.5-openssl)
 # What the tests add: real SRT peers (srt-live-transmit) to send and receive streams, the Redis
 # server binary, which some tests run privately to restart it under running pipelines, and ip
-# (iproute2), with which the multicast tests build network namespaces of their own.
+# (iproute2), with which the multicast tests build network namespaces of their own, and the
+# browser the UI tests drive through Playwright (Debian's chromium: Playwright downloads none).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-VC_TEST_PACKAGES=(srt-tools redis-server iproute2)
+VC_TEST_PACKAGES=(srt-tools redis-server iproute2 chromium)
 
 VC_APT_UPDATED=0
 
@@ -211,6 +212,32 @@ vc_start_postgres() {
   vc_wait_for "PostgreSQL on 127.0.0.1:5432" 60 vc_postgres_answers
   # A fresh Debian cluster asks for a password over TCP; give the postgres role a known one.
   vc_as_root su postgres -c "psql -q -c \"ALTER ROLE postgres PASSWORD 'postgres'\""
+}
+
+# promtool, Prometheus' rule checker, which the tests run on the shipped alert rules. Only that one
+# binary is unpacked from Debian's prometheus package into the virtualenv: installing the package
+# would also install, and start, a Prometheus server.
+vc_ensure_promtool() {
+  if [ -x "$VC_VENV/bin/promtool" ]; then
+    printf 'promtool: %s\n' "$("$VC_VENV/bin/promtool" --version 2>&1 | head -n 1)"
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    printf 'Not a Debian system: put promtool (from Prometheus) into %s/bin for the rule tests.\n' "$VC_VENV"
+    return 0
+  fi
+  local work
+  work="$(mktemp -d)"
+  chmod 0755 "$work" # apt downloads as its own unprivileged user when run as root
+  if ! (cd "$work" && apt-get -q download prometheus); then
+    vc_as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update
+    VC_APT_UPDATED=1
+    (cd "$work" && apt-get -q download prometheus) || vc_die "could not download Debian's prometheus package for promtool."
+  fi
+  dpkg-deb -x "$work"/prometheus_*.deb "$work/unpacked"
+  install -m 0755 "$work/unpacked/usr/bin/promtool" "$VC_VENV/bin/promtool"
+  rm -rf "$work"
+  printf 'promtool: %s\n' "$("$VC_VENV/bin/promtool" --version 2>&1 | head -n 1)"
 }
 
 vc_ensure_postgres() {

@@ -6,10 +6,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from routes import control
-from routes.models import ApiKey, Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.choices import EventKind
+from routes.models import ApiKey, Input, Node, Output, Route, RouteEvent, TranscodeProfile, Webhook, WebhookDelivery
 from routes.models.endpoints import ladder_errors
+from routes.models.webhook import DEFAULT_EVENT_KINDS, DeliveryState, new_secret, send_soon
 from routes.placement import describe_encoders
 
 SECRET_FIELDS = ("passphrase", "stream_key")
@@ -196,3 +200,111 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.pk = key.pk
         obj.refresh_from_db()
         messages.warning(request, f"New API key (copy it now, it is not shown again): {plaintext}")
+
+
+class WebhookForm(forms.ModelForm):
+    """The secret is never sent back to the browser; a generated one is shown once, after saving."""
+
+    secret = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave blank to keep the current one; a new webhook left blank gets a generated one.",
+    )
+    regenerate_secret = forms.BooleanField(required=False, label="Generate a new secret")
+    event_kinds = forms.MultipleChoiceField(
+        choices=EventKind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: " + ", ".join(DEFAULT_EVENT_KINDS) + ".",
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ("name", "url", "route", "event_kinds", "enabled", "secret")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stored = self.instance.secret
+        self.generated_secret = ""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("regenerate_secret") or not (cleaned.get("secret") or self._stored):
+            cleaned["secret"] = self.generated_secret = new_secret()
+        elif not cleaned.get("secret"):
+            cleaned["secret"] = self._stored
+        return cleaned
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ("name", "url", "route", "kinds", "enabled", "deliveries_link")
+    list_filter = ("enabled", "route")
+    search_fields = ("name", "url")
+    list_select_related = ("route",)
+    readonly_fields = ("created", "deliveries_link")
+    fields = (
+        ("name", "enabled"),
+        "url",
+        "route",
+        "event_kinds",
+        ("secret", "regenerate_secret"),
+        ("created", "deliveries_link"),
+    )
+
+    @admin.display(description="events")
+    def kinds(self, webhook: Webhook) -> str:
+        return ", ".join(webhook.event_kinds) or "default set"
+
+    @admin.display(description="deliveries")
+    def deliveries_link(self, webhook: Webhook) -> str:
+        if webhook.pk is None:
+            return "-"
+        url = reverse("admin:routes_webhookdelivery_changelist") + f"?webhook__id__exact={webhook.pk}"
+        counts = {state: webhook.deliveries.filter(state=state).count() for state in DeliveryState.values}
+        summary = ", ".join(f"{count} {state}" for state, count in counts.items())
+        return format_html('<a href="{}">{}</a>', url, summary)
+
+    def save_model(self, request: HttpRequest, obj: Webhook, form: WebhookForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.generated_secret:
+            messages.warning(
+                request, f'Secret of webhook "{obj.name}" (copy it now, it is not shown again): {obj.secret}'
+            )
+
+
+@admin.action(description="Retry now")
+def retry_deliveries(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+    retried = [delivery for delivery in queryset.exclude(state=DeliveryState.DELIVERED)]
+    for delivery in retried:
+        delivery.retry_now()
+    send_soon([delivery.pk for delivery in retried])
+    modeladmin.message_user(request, f"{len(retried)} delivery(ies) sent again.", messages.SUCCESS)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at", "webhook", "kind", "route", "state", "attempts", "last_status", "last_error",
+        "next_attempt_at", "delivered_at",
+    )  # fmt: skip
+    list_filter = ("state", "webhook")
+    list_select_related = ("webhook", "event", "event__route")
+    search_fields = ("webhook__name", "event__route__name", "last_error")
+    actions = [retry_deliveries]
+
+    @admin.display(description="event")
+    def kind(self, delivery: WebhookDelivery) -> str:
+        return delivery.event.kind
+
+    @admin.display(description="route")
+    def route(self, delivery: WebhookDelivery) -> str:
+        return delivery.event.route.name
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -25,7 +25,14 @@ from routes.dispatch import dispatch_settled
 from routes.engine_config import SLATE_ID, relay_config
 from routes.models import Node, Route, RouteEvent, RouteLease
 from routes.placement import describe_encoders, describe_needs, encoder_needs, missing
-from routes.runtime import RouteRuntime, publish_route_state
+from routes.runtime import (
+    HISTORY_WINDOW_S,
+    RouteRuntime,
+    history_sample,
+    publish_route_history,
+    publish_route_state,
+    route_history,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class RouteRunner:
         # Filled by the switcher's thread, written to the database by the runner's: a switch never
         # waits for the database.
         self._switcher_events: deque[SwitchEvent] = deque(maxlen=1000)
+        # The charts' samples; loaded from the store on the first publish (see _record_history).
+        self._history: deque[dict[str, Any]] | None = None
 
     # lifecycle
 
@@ -231,12 +240,24 @@ class RouteRunner:
             if not self._lease_fresh():
                 return
             publish_route_state(self.route_id, runtime, int(ttl_s or self.timing.lease_ttl_s))
+            if state == "running" and self.relay is not None:
+                self._record_history(runtime)
         except Exception as exc:  # noqa: BLE001 - the relay keeps going while the store is away
             if not self._publish_failing:
                 log.warning("route %s: cannot publish live state (%s); still relaying", self.route_id, exc)
             self._publish_failing = True
         else:
             self._publish_failing = False
+
+    def _record_history(self, runtime: RouteRuntime) -> None:
+        now = time.time()
+        if self._history is None:
+            # A route restarted here or moved from another node carries on with the charts it had.
+            self._history = deque(route_history(self.route_id))
+        self._history.append(history_sample(runtime, now))
+        while now - self._history[0]["t"] > HISTORY_WINDOW_S:
+            self._history.popleft()
+        publish_route_history(self.route_id, list(self._history))
 
     def _transition(self, output: dict[str, Any]) -> None:
         key, state = output["id"], output["state"]

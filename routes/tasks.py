@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from routes import dispatch, worker
+from routes import dispatch, webhooks, worker
 from routes.runner import RouteRunner
 
 log = logging.getLogger(__name__)
@@ -28,3 +28,15 @@ def run_route(route_id: int) -> str:
 @shared_task(name="routes.reconcile", ignore_result=True)
 def reconcile() -> int:
     return dispatch.reconcile()
+
+
+@shared_task(name="routes.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str:
+    """One attempt of one webhook delivery. Not retried by Celery: a failed attempt sets the
+    delivery's next attempt, and ``sweep_webhooks`` sends it again when that is due."""
+    return webhooks.attempt(delivery_id)
+
+
+@shared_task(name="routes.sweep_webhooks", ignore_result=True)
+def sweep_webhooks() -> int:
+    return webhooks.sweep()

@@ -1,19 +1,22 @@
-"""The operator's pages: login, the routes list, a route's detail, start and stop by role."""
+"""The operator's pages: login, the routes list, a route's detail, start and stop by role, and the
+live parts the pages poll."""
 
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
 from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
 
 from routes.choices import EventKind, Role
 from routes.models import Input, Output, Route, RouteEvent, TranscodeProfile
 from routes.roles import grant_role
-from routes.runtime import RouteRuntime, publish_route_state
+from routes.runtime import HISTORY_WINDOW_S, RouteRuntime, publish_route_history, publish_route_state
 
 PASSWORD = "correct horse battery staple"
 
@@ -348,3 +351,176 @@ def test_detail_shows_a_transcoding_outputs_encoder_and_figures(
     assert "behind realtime</span> speed 0.81x for 5 s" in shown
     assert "passthrough" in row(cdn)
     assert "data-transcode" not in row(cdn)
+
+
+# live updates: the partials the pages poll, and the chart history
+
+
+def _live(client: Client, route: Route, **query: str) -> dict:
+    response = client.get(f"/routes/{route.pk}/live/", query)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/json"
+    assert "no-cache" in response["Cache-Control"]
+    return response.json()
+
+
+def test_the_detail_pages_live_part_carries_the_same_status_as_the_api(
+    login_as: Callable[[Role | None], Client], news: Route, admin_api: APIClient
+) -> None:
+    main, backup = news.inputs.get(name="main"), news.inputs.get(name="backup")
+    publish_route_state(
+        news.pk,
+        RouteRuntime(
+            state="running",
+            active_input=backup.pk,
+            inputs={
+                str(main.pk): {"state": "connected", "healthy": False, "health_reason": "no data for 1006 ms"},
+                str(backup.pk): {
+                    "state": "connected", "healthy": True, "health_reason": "",
+                    "stats": {"bitrate_1s_bps": 2_345_678.0, "srt": {
+                        "rtt_ms": 23.25, "packets_lost_recv": 4, "packets_retransmitted_recv": 9}},
+                },
+            },
+        ),
+    )  # fmt: skip
+
+    live = _live(login_as(Role.VIEWER), news)
+
+    api = admin_api.get(f"/api/v1/routes/{news.pk}/status/").json()
+    assert {**live["status"], "updated_at": None} == {**api, "updated_at": None}
+    shown = html.unescape(live["html"])
+    assert "on air" in _row(shown, backup)
+    assert "on air" not in _row(shown, main)
+    assert f'data-on-air="{backup.pk}">backup</strong>' in shown
+    assert "no data for 1006 ms" in _row(shown, main)
+    assert "2.35 Mb/s" in _row(shown, backup)
+    assert "RTT 23.2 ms · lost 4 · retransmitted 9" in _row(shown, backup)
+    assert "<button" not in shown, "a viewer gets no buttons"
+    assert live["samples"] == []
+    assert live["window_s"] == HISTORY_WINDOW_S
+
+
+def test_the_live_part_gives_an_operator_the_buttons_and_new_events(
+    login_as: Callable[[Role | None], Client], news: Route
+) -> None:
+    client = login_as(Role.OPERATOR)
+    news.pin_input(news.inputs.get(name="backup").pk)
+    assert "No events yet." in _live(client, news)["html"]
+
+    RouteEvent.objects.create(route=news, kind=EventKind.SWITCHED, message='switched from "main" to "backup"')
+    shown = html.unescape(_live(client, news)["html"])
+
+    assert ">Start</button>" in shown
+    assert ">Switch to</button>" in shown
+    assert ">Release</button>" in shown
+    assert 'data-kind="switched"' in shown
+    assert 'switched from "main" to "backup"' in shown
+
+
+def test_the_live_part_sends_the_chart_samples_newer_than_asked(
+    login_as: Callable[[Role | None], Client], news: Route
+) -> None:
+    main = news.inputs.get(name="main")
+    now = time.time()
+    old = {"t": now - HISTORY_WINDOW_S - 30, "active": main.pk, "inputs": {str(main.pk): {"bps": 1.0, "rtt": 1.0}}}
+    samples = [
+        {"t": now - 3 + i, "active": main.pk, "inputs": {str(main.pk): {"bps": 1e6 + i, "rtt": 20.0 + i}}}
+        for i in range(3)
+    ]
+    publish_route_history(news.pk, [old, *samples])
+    client = login_as(Role.VIEWER)
+
+    assert _live(client, news)["samples"] == samples, "all of the window, nothing older"
+    assert _live(client, news, since=str(samples[0]["t"]))["samples"] == samples[1:]
+    assert _live(client, news, since="not-a-time")["samples"] == samples
+
+
+def test_the_list_pages_live_part_shows_each_routes_active_input_and_bitrate(
+    login_as: Callable[[Role | None], Client], news: Route
+) -> None:
+    sports = Route.objects.create(name="sports")
+    backup = news.inputs.get(name="backup")
+    publish_route_state(
+        news.pk,
+        RouteRuntime(
+            state="running",
+            active_input=backup.pk,
+            inputs={str(backup.pk): {"state": "connected", "stats": {"bitrate_1s_bps": 850_400.0}}},
+        ),
+    )
+    response = login_as(Role.VIEWER).get("/routes/live/")
+    assert response.status_code == 200
+    live = response.json()
+    shown = live["html"]
+
+    def row(route: Route) -> str:
+        return shown[shown.index(f'data-route="{route.pk}"') :].split("</tr>")[0]
+
+    assert "backup (priority 2)" in row(news)
+    assert "850 kb/s" in row(news)
+    assert "idle" in row(sports)
+    assert "<button" not in shown
+    assert [status["route"] for status in live["routes"]] == [news.pk, sports.pk]
+    assert live["routes"][0]["active_input"] == backup.pk
+
+
+@pytest.mark.parametrize("path", ["/routes/live/", "/routes/{pk}/live/"])
+def test_the_live_parts_need_a_role(login_as: Callable[[Role | None], Client], news: Route, path: str) -> None:
+    url = path.format(pk=news.pk)
+    anonymous = Client().get(url)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/login/")
+    assert login_as(None).get(url).status_code == 403
+    assert login_as(Role.VIEWER).post(url).status_code == 405
+
+
+def test_the_live_part_of_a_deleted_route_is_gone(login_as: Callable[[Role | None], Client], news: Route) -> None:
+    client = login_as(Role.VIEWER)
+    news_pk = news.pk
+    news.delete()
+    assert client.get(f"/routes/{news_pk}/live/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        pytest.param("start", {}, id="start"),
+        pytest.param("stop", {}, id="stop"),
+        pytest.param("switch", {"input": "backup"}, id="switch"),
+        pytest.param("switch", {"input": ""}, id="release"),
+    ],
+)
+def test_a_viewer_is_refused_every_action_even_posting_it_directly(
+    login_as: Callable[[Role | None], Client], news: Route, action: str, body: dict[str, str]
+) -> None:
+    news.set_enabled(action == "stop")
+    backup = news.inputs.get(name="backup")
+    news.pin_input(backup.pk if action == "switch" and not body["input"] else None)
+    if body.get("input") == "backup":
+        body = {"input": str(backup.pk)}
+    news.refresh_from_db()
+    before = (news.enabled, news.pinned_input_id, news.config_version)
+
+    response = login_as(Role.VIEWER).post(f"/routes/{news.pk}/{action}/", body)
+
+    assert response.status_code == 403
+    news.refresh_from_db()
+    assert (news.enabled, news.pinned_input_id, news.config_version) == before
+
+
+def test_the_pages_load_the_poller_which_is_revalidated_not_refetched(
+    login_as: Callable[[Role | None], Client], news: Route
+) -> None:
+    client = login_as(Role.VIEWER)
+    for page in ("/", f"/routes/{news.pk}/"):
+        assert '<script src="/ui/live.js" defer></script>' in client.get(page).content.decode()
+
+    script = Client().get("/ui/live.js")
+
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("text/javascript")
+    assert script["Cache-Control"] == "no-cache"
+    assert b"data-live-url" in script.content
+    again = Client().get("/ui/live.js", HTTP_IF_NONE_MATCH=script["ETag"])
+    assert again.status_code == 304
+    assert again.content == b""

@@ -69,9 +69,36 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_seconds(name: str, default: list[float], *, maximum: float = 86400) -> list[float]:
+    """A comma-separated list of durations in seconds, e.g. ``5,30,120``."""
+    value = env_str(name)
+    if value is None:
+        return list(default)
+    try:
+        numbers = [float(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be seconds separated by commas (5,30,120), got {value!r}.") from None
+    if any(not 0 <= number <= maximum for number in numbers):
+        raise ImproperlyConfigured(f"{name} must hold durations from 0 to {maximum:g} s, got {value!r}.")
+    return numbers
+
+
 def env_path(name: str, default: Path) -> Path:
     value = env_str(name)
     return Path(value).expanduser().resolve() if value is not None else default
+
+
+def env_token(name: str, *, min_length: int = 16) -> str | None:
+    """A shared secret sent in a header: long enough not to be guessed, and nothing a header
+    would mangle (no whitespace, printable ASCII only)."""
+    value = env_str(name)
+    if value is None:
+        return None
+    if len(value) < min_length:
+        raise ImproperlyConfigured(f"{name} must be at least {min_length} characters long, got {len(value)}.")
+    if not all("!" <= character <= "~" for character in value):
+        raise ImproperlyConfigured(f"{name} may only hold printable ASCII characters without spaces.")
+    return value
 
 
 def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any]:

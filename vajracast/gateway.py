@@ -55,7 +55,17 @@ def web_command(host: str, port: int) -> list[str]:
         # Leaves room for the supervisor's own stop timeout to be the one that matters.
         "--graceful-timeout",
         "10",
+        # Hooks that keep /metrics right across the workers (see vajracast.gunicorn_conf).
+        "--config",
+        "python:vajracast.gunicorn_conf",
     ]
+
+
+def web_environment(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """The web server's environment: its processes share request metrics through files in the
+    data dir unless PROMETHEUS_MULTIPROC_DIR says where. The worker serves no metrics and keeps
+    none on disk."""
+    return {"PROMETHEUS_MULTIPROC_DIR": str(data_dir / "prometheus"), **env}
 
 
 def worker_node_name() -> str:

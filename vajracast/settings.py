@@ -11,7 +11,9 @@ from vajracast.env import (
     env_int,
     env_list,
     env_path,
+    env_seconds,
     env_str,
+    env_token,
     sqlite_database,
 )
 
@@ -45,6 +47,11 @@ VAJRACAST_NODE_NAME = env_str("VAJRACAST_NODE_NAME")
 VAJRACAST_PORT_MIN = env_int("VAJRACAST_PORT_MIN", 9000, minimum=1, maximum=65535)
 VAJRACAST_PORT_MAX = env_int("VAJRACAST_PORT_MAX", 9100, minimum=1, maximum=65535)
 VAJRACAST_MAX_ROUTES = env_int("VAJRACAST_MAX_ROUTES", 64, minimum=1, maximum=1000)
+# Webhooks: the waits before each retry of a failed delivery (it fails for good after the last),
+# the time a receiver has to answer, and how often due retries are sent.
+VAJRACAST_WEBHOOK_RETRY_S = env_seconds("VAJRACAST_WEBHOOK_RETRY_S", [5, 30, 120, 600, 3600])
+VAJRACAST_WEBHOOK_TIMEOUT_S = env_int("VAJRACAST_WEBHOOK_TIMEOUT_S", 5, minimum=1, maximum=30)
+VAJRACAST_WEBHOOK_SWEEP_S = env_int("VAJRACAST_WEBHOOK_SWEEP_S", 5, minimum=1, maximum=600)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,10 +63,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "django_prometheus",
     "routes",
 ]
 
 MIDDLEWARE = [
+    # First and last: a request is timed and counted around everything else.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "vajracast.urls"
@@ -182,6 +193,11 @@ CELERY_WORKER_CONCURRENCY = VAJRACAST_MAX_ROUTES + 4
 CELERY_TASK_ACKS_LATE = False
 CELERY_BEAT_SCHEDULE = {
     "reconcile-routes": {"task": "routes.reconcile", "schedule": 2.0, "options": {"expires": 2.0}},
+    "sweep-webhooks": {
+        "task": "routes.sweep_webhooks",
+        "schedule": float(VAJRACAST_WEBHOOK_SWEEP_S),
+        "options": {"expires": float(VAJRACAST_WEBHOOK_SWEEP_S)},
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -199,3 +215,8 @@ LOGGING = {
 }
 
 HEALTH_CHECK_TIMEOUT_S = env_int("VAJRACAST_HEALTH_TIMEOUT_S", 2, minimum=1, maximum=30)
+
+# /metrics: request metrics are named vajracast_django_*, like the gateway's vajracast_*. With a
+# token set, a scrape must send "Authorization: Bearer <token>".
+PROMETHEUS_METRIC_NAMESPACE = "vajracast"
+VAJRACAST_METRICS_TOKEN = env_token("VAJRACAST_METRICS_TOKEN")

@@ -4,11 +4,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from routes import media_files
-from vajracast import health
+from vajracast import health, metrics
 
 urlpatterns = [
     re_path(r"^api/health/?$", health.health, name="health"),
     re_path(r"^api/ready/?$", health.ready, name="ready"),
+    re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
     path("api/v1/", include("routes.api.urls")),
     path("hls/<int:pk>/<str:name>", media_files.hls_file, name="hls-file"),
     path("hls/<int:pk>/<str:variant>/<str:name>", media_files.hls_file, name="hls-variant-file"),

@@ -20,7 +20,8 @@ def request_role(request: Request) -> Role | None:
 
 
 class RolePermission(permissions.BasePermission):
-    """Reads need viewer, actions named in the view's ``operator_actions`` need operator, the rest admin."""
+    """Reads need viewer (or the view's ``read_role``), actions named in the view's ``operator_actions``
+    need operator, the rest admin."""
 
     message = "Your role does not allow this."
 
@@ -29,7 +30,7 @@ class RolePermission(permissions.BasePermission):
             return False
         role = request_role(request)
         if request.method in permissions.SAFE_METHODS:
-            needed = Role.VIEWER
+            needed = getattr(view, "read_role", Role.VIEWER)
         elif getattr(view, "action", None) in getattr(view, "operator_actions", ()):
             needed = Role.OPERATOR
         else:

@@ -8,8 +8,9 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from routes.choices import OutputProtocol
-from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile, Webhook, WebhookDelivery
 from routes.models.endpoints import ladder_errors
+from routes.models.webhook import DEFAULT_EVENT_KINDS, new_secret
 from routes.public import absolute_url, public_host
 
 
@@ -215,6 +216,52 @@ class RouteEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = RouteEvent
         fields = ("id", "route", "time", "kind", "message", "data")
+
+
+class WebhookSerializer(ValidatedModelSerializer):
+    """The secret is shown once, in the response that generated it; otherwise it is write-only."""
+
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text=(
+            'Signs each request. Left out on creation, or "" on an update: a new one is generated and '
+            "returned in that response only. Left out on an update: kept."
+        ),
+    )
+    event_kinds = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Event kinds to send; empty: " + ", ".join(DEFAULT_EVENT_KINDS) + ".",
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ("id", "name", "url", "secret", "event_kinds", "route", "enabled", "created")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("secret") == "" or (self.instance is None and not attrs.get("secret")):
+            attrs["secret"] = self._generated_secret = new_secret()
+        return super().validate(attrs)
+
+    def to_representation(self, instance: Webhook) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        generated = getattr(self, "_generated_secret", None)
+        if generated is not None:
+            data["secret"] = generated
+        return data
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = (
+            "id", "webhook", "event", "state", "attempts", "last_status", "last_error", "next_attempt_at",
+            "delivered_at", "created_at", "payload",
+        )  # fmt: skip
 
 
 class SwitchSerializer(serializers.Serializer):

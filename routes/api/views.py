@@ -11,10 +11,10 @@ from rest_framework.response import Response
 
 from routes import control
 from routes.api import serializers
-from routes.choices import OutputProtocol
+from routes.choices import OutputProtocol, Role
 from routes.filtersets import InputFilterSet, OutputFilterSet, RouteEventFilterSet
 from routes.media_files import media_response
-from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile, Webhook
 from routes.runtime import route_state
 from routes.status import route_status
 
@@ -101,6 +101,18 @@ class RouteEventViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = RouteEvent.objects.all()
     serializer_class = serializers.RouteEventSerializer
     filterset_class = RouteEventFilterSet
+
+
+class WebhookViewSet(viewsets.ModelViewSet):
+    queryset = Webhook.objects.select_related("route")
+    serializer_class = serializers.WebhookSerializer
+    read_role = Role.ADMIN  # receivers' addresses are admin business, like the secrets that sign for them
+
+    @extend_schema(responses=serializers.WebhookDeliverySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request: Request, pk: str | None = None) -> Response:
+        page = self.paginate_queryset(self.get_object().deliveries.all())
+        return self.get_paginated_response(serializers.WebhookDeliverySerializer(page, many=True).data)
 
 
 def api_not_found(request: HttpRequest) -> JsonResponse:

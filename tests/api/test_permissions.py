@@ -13,12 +13,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from routes.choices import EventKind, Role
-from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile
+from routes.models import Input, Node, Output, Route, RouteEvent, TranscodeProfile, Webhook
 
 ROLES = (None, Role.VIEWER, Role.OPERATOR, Role.ADMIN)
 
 # Expected status for (anonymous, viewer, operator, admin).
 READ = (401, 200, 200, 200)
+ADMIN_READ = (401, 403, 403, 200)
 CREATE = (401, 403, 403, 201)
 CHANGE = (401, 403, 403, 200)
 DELETE = (401, 403, 403, 204)
@@ -105,6 +106,25 @@ CASES: list[tuple[str, str, str, Body, tuple[int, int, int, int]]] = [
     ("events-update", "put", "/api/v1/events/{event}/", lambda w: {"route": w["route"], "kind": "error"}, NOT_ALLOWED),
     ("events-partial-update", "patch", "/api/v1/events/{event}/", lambda w: {"message": "edited"}, NOT_ALLOWED),
     ("events-delete", "delete", "/api/v1/events/{event}/", None, NOT_ALLOWED),
+    ("webhooks-list", "get", "/api/v1/webhooks/", None, ADMIN_READ),
+    (
+        "webhooks-create",
+        "post",
+        "/api/v1/webhooks/",
+        lambda w: {"name": "cdn", "url": "https://hooks.example.net/"},
+        CREATE,
+    ),
+    ("webhooks-retrieve", "get", "/api/v1/webhooks/{webhook}/", None, ADMIN_READ),
+    ("webhooks-deliveries", "get", "/api/v1/webhooks/{webhook}/deliveries/", None, ADMIN_READ),
+    (
+        "webhooks-update",
+        "put",
+        "/api/v1/webhooks/{webhook}/",
+        lambda w: {"name": "alerts", "url": "https://alerts.example.net/v2"},
+        CHANGE,
+    ),
+    ("webhooks-partial-update", "patch", "/api/v1/webhooks/{webhook}/", lambda w: {"enabled": False}, CHANGE),
+    ("webhooks-delete", "delete", "/api/v1/webhooks/{webhook}/", None, DELETE),
 ]
 
 
@@ -126,6 +146,7 @@ def world(route: Route, make_input: Callable[..., Input], make_output: Callable[
     profile = TranscodeProfile.objects.create(name="hd", video_codec="copy")
     node = Node.objects.create(name="node-1")
     event = RouteEvent.objects.create(route=route, kind=EventKind.STARTED, message="started")
+    webhook = Webhook.objects.create(name="alerts", url="https://alerts.example.net/")
     return {
         "route": route.pk,
         "input": main.pk,
@@ -134,11 +155,15 @@ def world(route: Route, make_input: Callable[..., Input], make_output: Callable[
         "profile": profile.pk,
         "node": node.pk,
         "event": event.pk,
+        "webhook": webhook.pk,
     }
 
 
 def _snapshot() -> list[list[dict[str, Any]]]:
-    return [list(m.objects.order_by("pk").values()) for m in (Route, Input, Output, TranscodeProfile, Node, RouteEvent)]
+    return [
+        list(m.objects.order_by("pk").values())
+        for m in (Route, Input, Output, TranscodeProfile, Node, RouteEvent, Webhook)
+    ]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "role", "expected"), _expand())

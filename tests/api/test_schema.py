@@ -31,13 +31,14 @@ def schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_endpoint_is_documented(schema: dict[str, Any]) -> None:
     paths = set(schema["paths"])
 
-    for collection in ("routes", "inputs", "outputs", "profiles", "nodes", "events"):
+    for collection in ("routes", "inputs", "outputs", "profiles", "nodes", "events", "webhooks"):
         assert f"/api/v1/{collection}/" in paths
         assert f"/api/v1/{collection}/{{id}}/" in paths
     for action in ("start", "stop", "switch", "status"):
         assert f"/api/v1/routes/{{id}}/{action}/" in paths
     assert "post" not in schema["paths"]["/api/v1/nodes/"]
     assert "post" not in schema["paths"]["/api/v1/events/"]
+    assert "/api/v1/webhooks/{id}/deliveries/" in paths
 
 
 def test_bearer_keys_are_documented(schema: dict[str, Any]) -> None:

@@ -105,6 +105,8 @@ class Cluster:
     database_url: str
     processes: list[RunningProcess] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    # Settings for every process started from now on, e.g. a shorter webhook backoff.
+    settings_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, **values: str) -> dict[str, str]:
         return environment(
@@ -112,7 +114,7 @@ class Cluster:
             CELERY_BROKER_URL=self.redis.url(0),
             REDIS_URL=self.redis.url(1),
             VAJRACAST_DATA_DIR=str(self.tmp / "data"),
-            **values,
+            **{**self.settings_env, **values},
         )
 
     def worker(self, node: str) -> Worker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from routes.choices import EventKind
 from routes.models import Input, Node, Output, Route, RouteEvent, RouteLease, TranscodeProfile
 from routes.runner import RouteRunner, RunnerTiming
-from routes.runtime import RouteRuntime, route_state
+from routes.runtime import HISTORY_WINDOW_S, RouteRuntime, publish_route_history, route_history, route_state
 from tests.peers.media import free_udp_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,10 +82,17 @@ class SnapshotRelay:
 
     def __init__(self) -> None:
         self.outputs: list[dict[str, Any]] = []
+        self.inputs: list[dict[str, Any]] = []
+        self.active: str | None = None
 
     def snapshot(self) -> dict[str, Any]:
-        switcher = {"active": None, "active_priority": None, "on_slate": False, "switches": 0, "last_switch": None}
-        return {"switcher": {**switcher, "health": {}}, "inputs": [], "outputs": self.outputs}
+        switcher = {"active": self.active, "active_priority": None, "on_slate": False, "switches": 0}
+        health = {i["id"]: {"healthy": True, "reason": "", "for_s": 1.0} for i in self.inputs}
+        return {
+            "switcher": {**switcher, "last_switch": None, "health": health},
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+        }
 
 
 def _output(output: Output, behind: bool | None, reason: str = "") -> dict[str, Any]:
@@ -152,3 +160,47 @@ def test_a_node_without_the_encoder_an_output_asks_for_does_not_run_it() -> None
     )
     assert route_state(route.pk).state == "failed"
     assert not RouteLease.held().filter(route=route).exists()
+
+
+def _input(source: Input, bps: float, rtt: float | None) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {"id": str(source.pk), "name": source.name, "state": "connected", "reason": ""}
+    snapshot["bitrate_1s_bps"] = bps
+    if rtt is not None:
+        snapshot["srt"] = {"rtt_ms": rtt, "packets_lost_recv": 0}
+    return snapshot
+
+
+def test_each_publication_adds_a_chart_sample_and_a_new_runner_carries_on_with_them() -> None:
+    route = enabled_route("news")
+    cam = route.inputs.get(name="cam")
+    feed = Input.objects.create(route=route, name="feed", priority=2, protocol="udp", port=free_udp_port())
+    stale = {"t": time.time() - HISTORY_WINDOW_S - 5, "active": cam.pk, "inputs": {}}
+    earlier = {"t": time.time() - 30, "active": cam.pk, "inputs": {str(cam.pk): {"bps": 1.0, "rtt": 2.0}}}
+    publish_route_history(route.pk, [stale, earlier])  # left by the runner that ran the route before
+
+    runner = RouteRunner(route.pk, "alpha", threading.Event(), FAST)
+    relay = SnapshotRelay()
+    runner.relay = relay  # type: ignore[assignment]
+    runner._renewed_at = time.monotonic()  # as if it had just renewed its lease
+    relay.active = str(cam.pk)
+    relay.inputs = [_input(cam, 1_200_000.0, 14.5), _input(feed, 800_000.0, None)]
+    runner._publish("running")
+    relay.active = str(feed.pk)
+    relay.inputs = [_input(cam, 0.0, 15.0), _input(feed, 790_000.0, None)]
+    runner._publish("running")
+
+    history = route_history(route.pk)
+    assert history[0] == earlier, "the samples from before carry on; those past the window are dropped"
+    assert [sample["active"] for sample in history[1:]] == [cam.pk, feed.pk]
+    assert history[1]["inputs"] == {
+        str(cam.pk): {"bps": 1_200_000.0, "rtt": 14.5},
+        str(feed.pk): {"bps": 800_000.0, "rtt": None},
+    }
+    assert history[2]["inputs"][str(cam.pk)] == {"bps": 0.0, "rtt": 15.0}
+    assert earlier["t"] < history[1]["t"] <= history[2]["t"] <= time.time()
+    assert route_history(route.pk, since=history[1]["t"]) == history[2:]
+
+    runner._publish("stopped", ttl_s=2)
+    runner._renewed_at = 0.0  # lease gone: another node's copy publishes now
+    runner._publish("running")
+    assert route_history(route.pk) == history, "only a running route's lease holder adds samples"

@@ -72,7 +72,8 @@ class Command(BaseCommand):
         supervisor.install_signal_handlers()
         env = self._child_environment()
         try:
-            web = supervisor.start("web server (gunicorn)", gateway.web_command(host, port), env)
+            web_env = gateway.web_environment(env, settings.DATA_DIR)
+            web = supervisor.start("web server (gunicorn)", gateway.web_command(host, port), web_env)
             self.say(f"Started the web server, gunicorn (pid {web.pid})")
             worker = supervisor.start("worker (celery)", gateway.worker_command(settings.DATA_DIR), env)
             self.say(f"Started the worker, celery (pid {worker.pid})")
