@@ -74,7 +74,7 @@ from bench.peers import (
     udp_bound,
     wait_until,
 )
-from bench.processes import Processes, host_busy_pct, host_cpu_ticks, interrupt, missing_tools
+from bench.processes import Processes, bench_main, host_busy_pct, host_cpu_ticks, interrupt, missing_tools
 
 LATENCY_MS = 120  # every SRT hop
 FPS = 25
@@ -860,12 +860,7 @@ def run(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(argv)
-    except KeyboardInterrupt:
-        print("interrupted; every process the bench started has been stopped", file=sys.stderr)
-        return 130
+    return bench_main(argv, run)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,20 @@ def host_cpu_ticks() -> tuple[int, int]:
 def host_busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
     busy, total = (a - b for a, b in zip(after, before, strict=True))
     return 100 * busy / total if total else 0.0
+
+
+def bench_main(
+    argv: Sequence[str] | None,
+    run: Callable[[list[str]], int],
+    helpers: Mapping[str, Callable[[list[str]], int]] | None = None,
+) -> int:
+    """A bench's command line: ``argv`` (default: the process's own) goes to ``run``, or to one of
+    the ``helpers`` the bench starts as child processes of its own when it names one."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and helpers and args[0] in helpers:
+        return helpers[args[0]](args[1:])
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted; every process the bench started has been stopped", file=sys.stderr)
+        return 130

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.processes import Processes, host_cpu_ticks, interrupt, missing_tools, process_cpu_seconds
+from bench.processes import Processes, bench_main, host_cpu_ticks, interrupt, missing_tools, process_cpu_seconds
 from media_engine.srt import errors
 from media_engine.srt.errors import SrtError
 from media_engine.srt.library import library
@@ -977,14 +977,7 @@ def run(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in HELPERS:
-        return HELPERS[argv[0]](argv[1:])
-    try:
-        return run(argv)
-    except KeyboardInterrupt:
-        print("interrupted; every process the bench started has been stopped", file=sys.stderr)
-        return 130
+    return bench_main(argv, run, HELPERS)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from typing import Any
 if not __package__:  # run as a script (python bench/transcode.py): make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.processes import Processes, interrupt, missing_tools
+from bench.processes import Processes, bench_main, interrupt, missing_tools
 
 SOURCE_WIDTH, SOURCE_HEIGHT, FPS = 1920, 1080, 30
 SOURCE_VIDEO_BPS = 12_000_000  # well above the target, so the source's own artefacts stay out of the way
@@ -496,14 +496,7 @@ def run(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in HELPERS:
-        return HELPERS[argv[0]](argv[1:])
-    try:
-        return run(argv)
-    except KeyboardInterrupt:
-        print("interrupted; every process the bench started has been stopped", file=sys.stderr)
-        return 130
+    return bench_main(argv, run, HELPERS)
 
 
 if __name__ == "__main__":
