@@ -1,8 +1,10 @@
-"""The WSGI application for the single-machine gateway (``manage.py serve``): the regular one,
-plus the collected static files (admin CSS and scripts) from STATIC_ROOT.
+"""The WSGI application for the single-machine gateway (``manage.py serve``) and the container
+image's web role: the regular one, plus the collected static files (admin CSS and scripts) from
+STATIC_ROOT.
 
-A deployment behind a reverse proxy serves ``/static/`` from the proxy and uses
-``vajracast.wsgi``; on one machine with nothing in front, gunicorn has to hand them out itself.
+A deployment behind a reverse proxy that serves ``/static/`` itself can use ``vajracast.wsgi``;
+on one machine, or in Compose or Kubernetes with nothing in front that has the files, gunicorn has
+to hand them out itself.
 """
 
 from __future__ import annotations
