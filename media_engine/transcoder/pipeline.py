@@ -195,20 +195,24 @@ class Transcoder:
 
     # pictures
 
-    def _decode_video(self, packet: av.Packet | None) -> None:
+    def _decoded(self, stream: Any, packet: av.Packet | None, what: str) -> Iterator[tuple[Any, Fraction]]:
+        """The frames ``packet`` completes, each with its time in seconds; frames without a time
+        are left out, and a packet that does not decode is counted."""
         try:
-            frames = self._video.codec_context.decode(packet)
+            frames = stream.codec_context.decode(packet)
         except av.FFmpegError as exc:
-            self._decode_error("decoding video", exc)
+            self._decode_error(what, exc)
             return
         for frame in frames:
             if frame.is_corrupt:
-                self._decode_error("decoding video", "a picture decoded with errors")
+                self._decode_error(what, "a frame decoded with errors")
             # Frames drained at the end come without a packet, and so without a time base.
-            base = frame.time_base or self._video.time_base
-            if frame.pts is None or base is None:
-                continue
-            seconds = frame.pts * Fraction(base)
+            base = frame.time_base or stream.time_base
+            if frame.pts is not None and base is not None:
+                yield frame, frame.pts * Fraction(base)
+
+    def _decode_video(self, packet: av.Packet | None) -> None:
+        for frame, seconds in self._decoded(self._video, packet, "decoding video"):
             if self.origin_s is None:
                 self._open(frame, seconds)
             for rendition in self.renditions:
@@ -244,16 +248,7 @@ class Transcoder:
                 rendition.audio_packet(packet, seconds)
         if not self._decode_audio:
             return
-        try:
-            frames = self._audio.codec_context.decode(packet)
-        except av.FFmpegError as exc:
-            self._decode_error("decoding audio", exc)
-            return
-        for frame in frames:
-            base = frame.time_base or self._audio.time_base
-            if frame.pts is None or base is None:
-                continue
-            frame_s = frame.pts * Fraction(base)
+        for frame, frame_s in self._decoded(self._audio, packet, "decoding audio"):
             for rendition in self.renditions:
                 if rendition.wants_decoded_audio:
                     rendition.audio_frame(frame, frame_s)
